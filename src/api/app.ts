@@ -1,0 +1,51 @@
+import express, { type Express } from 'express';
+import type { Logger } from '../domain/ports.js';
+import type { CreateCoupon } from '../domain/use-cases/create-coupon.js';
+import type { GetCoupon } from '../domain/use-cases/get-coupon.js';
+import type { GetIssueRequest } from '../domain/use-cases/get-issue-request.js';
+import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-request.js';
+import { errorHandler, sendProblem } from './problem.js';
+import { couponRoutes } from './routes/coupons.routes.js';
+import { issueRequestRoutes } from './routes/issue-requests.routes.js';
+
+export interface HealthReport {
+  readonly redis: boolean;
+  readonly postgres: boolean;
+}
+
+export interface ApiDeps {
+  readonly createCoupon: CreateCoupon;
+  readonly getCoupon: GetCoupon;
+  readonly submitIssueRequest: SubmitIssueRequest;
+  readonly getIssueRequest: GetIssueRequest;
+  readonly health: () => Promise<HealthReport>;
+  readonly adminToken: string;
+  readonly logger: Logger;
+}
+
+/** Builds the app without listening, so tests can serve it on port 0. */
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  // Every answer here is fresh and small: ETags would cost a hash per response for nothing.
+  app.set('etag', false);
+  app.disable('x-powered-by');
+  app.set('query parser', false);
+
+  const jsonBody = express.json({ limit: '16kb', strict: true });
+
+  app.get('/health', async (_req, res) => {
+    const report = await deps.health();
+    const ok = report.redis && report.postgres;
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', ...report });
+  });
+  app.use(couponRoutes({ ...deps, jsonBody }));
+  app.use(issueRequestRoutes({ ...deps, jsonBody }));
+
+  app.use((req, res) => {
+    const known = /^\/(coupons(\/[^/]+(\/issue-requests)?)?|issue-requests\/[^/]+|health)\/?$/.test(req.path);
+    if (known) sendProblem(res, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${req.path}`);
+    else sendProblem(res, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}

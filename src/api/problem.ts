@@ -1,0 +1,107 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import { DomainError, type ErrorCode, type FieldIssue } from '../domain/errors.js';
+import type { Logger } from '../domain/ports.js';
+
+export type ProblemCode = ErrorCode | 'BAD_REQUEST' | 'METHOD_NOT_ALLOWED' | 'INTERNAL_ERROR';
+
+/** The only table of HTTP statuses: domain codes never know about HTTP. */
+const STATUS: Record<ProblemCode, number> = {
+  VALIDATION_FAILED: 400,
+  INVALID_JSON: 400,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  COUPON_NOT_FOUND: 404,
+  REQUEST_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  ALREADY_ISSUED: 409,
+  SOLD_OUT: 409,
+  EVENT_NOT_OPEN: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+  DEPENDENCY_UNAVAILABLE: 503,
+};
+
+const TITLE: Record<ProblemCode, string> = {
+  VALIDATION_FAILED: 'The request is not valid',
+  INVALID_JSON: 'The body is not valid JSON',
+  BAD_REQUEST: 'Bad request',
+  UNAUTHORIZED: 'Authentication required',
+  NOT_FOUND: 'No such resource',
+  COUPON_NOT_FOUND: 'No such coupon',
+  REQUEST_NOT_FOUND: 'No such issue request',
+  METHOD_NOT_ALLOWED: 'Method not allowed',
+  ALREADY_ISSUED: 'Already issued',
+  SOLD_OUT: 'Sold out',
+  EVENT_NOT_OPEN: 'The event is not open',
+  PAYLOAD_TOO_LARGE: 'The body is too large',
+  UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
+  INTERNAL_ERROR: 'Internal error',
+  DEPENDENCY_UNAVAILABLE: 'Service temporarily unavailable',
+};
+
+/** Errors raised by express and body-parser, by their `type`. */
+const BODY_PARSER: Record<string, ProblemCode> = {
+  'entity.parse.failed': 'INVALID_JSON',
+  'entity.too.large': 'PAYLOAD_TOO_LARGE',
+  'encoding.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
+  'charset.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+export function sendProblem(
+  res: Response,
+  code: ProblemCode,
+  detail: string,
+  extra: { errors?: readonly FieldIssue[] } = {},
+): void {
+  const status = STATUS[code];
+  if (code === 'DEPENDENCY_UNAVAILABLE') res.setHeader('Retry-After', '1');
+  if (code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
+  res
+    .status(status)
+    .type('application/problem+json')
+    .json({
+      type: `/problems/${code.toLowerCase().replaceAll('_', '-')}`,
+      title: TITLE[code],
+      status,
+      code,
+      detail,
+      instance: res.req.originalUrl,
+      ...(extra.errors ? { errors: extra.errors } : {}),
+    });
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof DomainError) {
+      if (err.code === 'DEPENDENCY_UNAVAILABLE') {
+        logger.warn('dependency unavailable', { path: req.path, error: err.message });
+      }
+      sendProblem(res, err.code, err.message, err.details ?? {});
+      return;
+    }
+    const e = err as { type?: string; status?: number; statusCode?: number; message?: string };
+    const parserCode = e.type ? BODY_PARSER[e.type] : undefined;
+    if (parserCode) {
+      sendProblem(res, parserCode, parserCode === 'INVALID_JSON' ? 'the body could not be parsed as JSON' : String(e.message));
+      return;
+    }
+    const status = e.status ?? e.statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      sendProblem(res, status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', 'the request could not be read');
+      return;
+    }
+    // Not expected: a bug. Log it with context; the client learns nothing of the internals.
+    logger.error('unhandled error', {
+      method: req.method,
+      path: req.path,
+      error: err instanceof Error ? err.stack : String(err),
+    });
+    sendProblem(res, 'INTERNAL_ERROR', 'an unexpected error occurred');
+  };
+}

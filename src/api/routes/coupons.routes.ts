@@ -1,0 +1,36 @@
+import express, { Router } from 'express';
+import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
+import type { GetCoupon } from '../../domain/use-cases/get-coupon.js';
+import { requireAdmin } from '../admin-auth.js';
+import { presentCoupon } from '../presenters.js';
+import { couponIdParam, createCouponBody, parse, requireJson } from '../validation.js';
+
+export function couponRoutes(deps: {
+  createCoupon: CreateCoupon;
+  getCoupon: GetCoupon;
+  adminToken: string;
+  jsonBody: ReturnType<typeof express.json>;
+}): Router {
+  const router = Router();
+
+  router.post('/coupons', requireAdmin(deps.adminToken), requireJson, deps.jsonBody, async (req, res) => {
+    const body = parse(createCouponBody, req.body, 'body');
+    const coupon = await deps.createCoupon.execute(body);
+    const presented = presentCoupon(coupon);
+    res.status(201).location(`/coupons/${coupon.id}`).json({
+      id: presented.id,
+      name: presented.name,
+      totalQuantity: presented.totalQuantity,
+      startsAt: presented.startsAt,
+      endsAt: presented.endsAt,
+      status: presented.status,
+    });
+  });
+
+  router.get('/coupons/:couponId', async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
+  });
+
+  return router;
+}

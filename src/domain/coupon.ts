@@ -1,0 +1,36 @@
+export type CouponStatus = 'SCHEDULED' | 'OPEN' | 'SOLD_OUT' | 'ENDED';
+
+export interface Coupon {
+  readonly id: number;
+  readonly name: string;
+  readonly totalQuantity: number;
+  readonly issuedCount: number;
+  readonly startsAt: Date | null;
+  readonly endsAt: Date | null;
+}
+
+export interface NewCoupon {
+  readonly name: string;
+  readonly totalQuantity: number;
+  readonly startsAt: Date | null;
+  readonly endsAt: Date | null;
+}
+
+/** What the Redis gate needs to decide requests for one coupon. */
+export interface CouponGateState {
+  readonly couponId: number;
+  readonly totalQuantity: number;
+  readonly remaining: number;
+  readonly startsAt: Date | null;
+  readonly endsAt: Date | null;
+  readonly issuedUserIds: readonly string[];
+}
+
+export const MAX_TOTAL_QUANTITY = 10_000_000;
+
+export function couponStatus(coupon: Coupon, now: Date): CouponStatus {
+  if (coupon.startsAt && now < coupon.startsAt) return 'SCHEDULED';
+  if (coupon.issuedCount >= coupon.totalQuantity) return 'SOLD_OUT';
+  if (coupon.endsAt && now >= coupon.endsAt) return 'ENDED';
+  return 'OPEN';
+}

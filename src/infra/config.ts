@@ -1,0 +1,97 @@
+import cron from 'node-cron';
+import { z } from 'zod';
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: integer(0, 65535).default(3000),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+    /** Namespace for every key this service writes; lets several deployments share one Redis. */
+    REDIS_KEY_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{0,64}$/, 'letters, digits and _ . : - only')
+      .default('cfs:'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .default('postgres://postgres@127.0.0.1:5432/coupons'),
+    ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    BATCH_SIZE: integer(1, 10_000).default(1000),
+    BATCH_CRON: z
+      .string()
+      .refine((v) => cron.validate(v), 'must be a valid node-cron expression')
+      .default('* * * * * *'),
+    BATCH_INTERVAL_MS: integer(1, 60_000).default(50),
+    LEASE_MS: integer(100, 3_600_000).default(30_000),
+    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    ROLE: z.enum(['api', 'worker', 'all']).default('all'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
+      ctx.addIssue({ code: 'custom', path: ['ADMIN_TOKEN'], message: 'is required in production' });
+    }
+  });
+
+export type Env = z.infer<typeof schema>;
+
+export interface Config {
+  readonly nodeEnv: Env['NODE_ENV'];
+  readonly port: number;
+  readonly redisUrl: string;
+  readonly redisKeyPrefix: string;
+  readonly databaseUrl: string;
+  readonly adminToken: string;
+  /** True when ADMIN_TOKEN was not set and the development token is in use. */
+  readonly adminTokenIsDefault: boolean;
+  readonly batchSize: number;
+  readonly batchCron: string;
+  readonly batchIntervalMs: number;
+  readonly leaseMs: number;
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly role: Env['ROLE'];
+}
+
+export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token-change-me';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The only place that reads process.env. Empty strings count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = issue.path.join('.') || '(environment)';
+        const value = present[String(issue.path[0])];
+        return `${name}${value === undefined ? '' : `=${JSON.stringify(name === 'ADMIN_TOKEN' ? '***' : value)}`}: ${issue.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    databaseUrl: e.DATABASE_URL,
+    adminToken: e.ADMIN_TOKEN ?? DEVELOPMENT_ADMIN_TOKEN,
+    adminTokenIsDefault: e.ADMIN_TOKEN === undefined,
+    batchSize: e.BATCH_SIZE,
+    batchCron: e.BATCH_CRON,
+    batchIntervalMs: e.BATCH_INTERVAL_MS,
+    leaseMs: e.LEASE_MS,
+    logLevel: e.LOG_LEVEL,
+    role: e.ROLE,
+  };
+}

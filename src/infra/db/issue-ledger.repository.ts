@@ -1,0 +1,242 @@
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import type pg from 'pg';
+import {
+  arrivalToDate,
+  formatRequestId,
+  outcomeStatus,
+  type IssueRequestView,
+  type Outcome,
+} from '../../domain/issue-request.js';
+import {
+  BatchNotWrittenError,
+  BatchOutcomeUnknownError,
+  type CommitResult,
+  type DecidedBatch,
+  type IssueLedger,
+  type RecordedOutcome,
+} from '../../domain/ports.js';
+import type { Database } from './client.js';
+import { postgresCall } from './guard.js';
+import * as schema from './schema.js';
+import { coupons, issueRequests, issuedCoupons, workerBatches } from './schema.js';
+
+type Tx = Database;
+
+export class PgIssueLedger implements IssueLedger {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly db: Database,
+  ) {}
+
+  /**
+   * One transaction per batch. The transaction is driven by hand so that a
+   * failure before COMMIT (certainly rolled back) can be told from a failure
+   * during COMMIT (outcome unknown).
+   */
+  async commit(batch: DecidedBatch): Promise<CommitResult> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new BatchNotWrittenError(err);
+    }
+    let committing = false;
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await this.write(drizzle(client, { schema }), batch);
+      if (result.kind === 'abandoned') {
+        await client.query('ROLLBACK');
+        return result;
+      }
+      committing = true;
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      broken = err as Error;
+      if (committing) throw new BatchOutcomeUnknownError(err);
+      // Nothing was committed: COMMIT was never sent, and ROLLBACK (or the
+      // dropped connection) ends the transaction on the server.
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw new BatchNotWrittenError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async settle(batch: DecidedBatch): Promise<CommitResult> {
+    return postgresCall(async () => {
+      // Blocks while the batch's own transaction is still open, then loses to it if it committed.
+      const fenced = await this.db
+        .insert(workerBatches)
+        .values({ batchId: batch.batchId, couponId: batch.couponId, state: 'ABANDONED', size: batch.items.length })
+        .onConflictDoNothing()
+        .returning({ batchId: workerBatches.batchId });
+      if (fenced.length > 0) return { kind: 'abandoned' };
+      return this.recorded(this.db, batch);
+    });
+  }
+
+  async findRequest(requestId: string): Promise<IssueRequestView | null> {
+    const [row] = await postgresCall(() =>
+      this.db.select().from(issueRequests).where(eq(issueRequests.requestId, requestId)),
+    );
+    if (!row) return null;
+    return {
+      requestId: row.requestId,
+      couponId: row.couponId,
+      userId: row.userId,
+      status: row.status,
+      reason: row.reason,
+      queuePosition: null,
+      issueId: row.issueId,
+      requestedAt: row.requestedAt,
+      decidedAt: row.decidedAt,
+    };
+  }
+
+  private async write(tx: Tx, batch: DecidedBatch): Promise<CommitResult> {
+    const claimed = await tx
+      .insert(workerBatches)
+      .values({ batchId: batch.batchId, couponId: batch.couponId, state: 'COMMITTED', size: batch.items.length })
+      .onConflictDoNothing()
+      .returning({ batchId: workerBatches.batchId });
+    // Settled before: a replay of a committed batch, or one that recovery gave up.
+    if (claimed.length === 0) return this.recorded(tx, batch);
+
+    // Serialises batches of one coupon across workers and gives the true remaining stock.
+    const [coupon] = await tx
+      .select({ total: coupons.totalQuantity, issued: coupons.issuedCount })
+      .from(coupons)
+      .where(eq(coupons.id, batch.couponId))
+      .for('update');
+    if (!coupon) throw new Error(`coupon ${batch.couponId} is not in the database`);
+
+    const items = batch.items.map((item) => ({
+      ...item,
+      requestId: formatRequestId({ couponId: batch.couponId, arrival: item.arrival, nonce: item.nonce }),
+    }));
+    // A request already final (its batch replayed after Redis lost track) keeps its outcome.
+    const alreadyFinal = await this.outcomesOf(tx, items.map((i) => i.requestId));
+    const candidates = items.filter((i) => i.outcome === 'ISSUED' && !alreadyFinal.has(i.requestId));
+    const holders =
+      candidates.length === 0
+        ? []
+        : await tx
+            .select({ userId: issuedCoupons.userId, requestId: issuedCoupons.requestId, id: issuedCoupons.id })
+            .from(issuedCoupons)
+            .where(
+              and(
+                eq(issuedCoupons.couponId, batch.couponId),
+                inArray(
+                  issuedCoupons.userId,
+                  candidates.map((c) => c.userId),
+                ),
+              ),
+            );
+    const holderOf = new Map(holders.map((h) => [h.userId, h]));
+
+    const outcomes = new Map<string, RecordedOutcome>(alreadyFinal);
+    const toIssue: typeof items = [];
+    let room = coupon.total - coupon.issued;
+    for (const item of items) {
+      if (outcomes.has(item.requestId)) continue;
+      if (item.outcome !== 'ISSUED') {
+        outcomes.set(item.requestId, { outcome: item.outcome, issueId: null });
+      } else if (holderOf.has(item.userId)) {
+        outcomes.set(item.requestId, { outcome: 'ALREADY_ISSUED', issueId: null });
+      } else if (room <= 0) {
+        // Redis believed there was stock; the database knows better.
+        outcomes.set(item.requestId, { outcome: 'SOLD_OUT', issueId: null });
+      } else {
+        room -= 1;
+        toIssue.push(item);
+      }
+    }
+
+    if (toIssue.length > 0) {
+      const inserted = await tx
+        .insert(issuedCoupons)
+        .values(
+          toIssue.map((i) => ({
+            couponId: batch.couponId,
+            userId: i.userId,
+            requestId: i.requestId,
+            issuedAt: batch.decidedAt,
+          })),
+        )
+        .onConflictDoNothing()
+        .returning({ id: issuedCoupons.id, requestId: issuedCoupons.requestId });
+      // Only inserted rows come back: match them to requests by id, never by position.
+      const issueIdOf = new Map(inserted.map((r) => [r.requestId, r.id]));
+      for (const item of toIssue) {
+        const issueId = issueIdOf.get(item.requestId);
+        if (issueId === undefined) {
+          throw new Error(`issued_coupons conflict for ${item.requestId} while the coupon row was locked`);
+        }
+        outcomes.set(item.requestId, { outcome: 'ISSUED', issueId });
+      }
+      await tx
+        .update(coupons)
+        .set({ issuedCount: sql`${coupons.issuedCount} + ${inserted.length}` })
+        .where(eq(coupons.id, batch.couponId));
+    }
+
+    const fresh = items.filter((i) => !alreadyFinal.has(i.requestId));
+    if (fresh.length > 0) {
+      await tx
+        .insert(issueRequests)
+        .values(
+          fresh.map((i) => {
+            const recorded = outcomes.get(i.requestId) as RecordedOutcome;
+            const { status, reason } = outcomeStatus(recorded.outcome);
+            return {
+              requestId: i.requestId,
+              couponId: batch.couponId,
+              userId: i.userId,
+              status,
+              reason,
+              issueId: recorded.issueId,
+              requestedAt: arrivalToDate(i.arrival),
+              decidedAt: batch.decidedAt,
+            };
+          }),
+        )
+        .onConflictDoNothing();
+    }
+    return { kind: 'committed', outcomes };
+  }
+
+  /** What the database holds for a batch that was settled before. */
+  private async recorded(tx: Tx, batch: DecidedBatch): Promise<CommitResult> {
+    const [row] = await tx
+      .select({ state: workerBatches.state })
+      .from(workerBatches)
+      .where(eq(workerBatches.batchId, batch.batchId));
+    if (!row || row.state === 'ABANDONED') return { kind: 'abandoned' };
+    const ids = batch.items.map((i) =>
+      formatRequestId({ couponId: batch.couponId, arrival: i.arrival, nonce: i.nonce }),
+    );
+    return { kind: 'committed', outcomes: await this.outcomesOf(tx, ids) };
+  }
+
+  private async outcomesOf(tx: Tx, requestIds: string[]): Promise<Map<string, RecordedOutcome>> {
+    if (requestIds.length === 0) return new Map();
+    const rows = await tx
+      .select({
+        requestId: issueRequests.requestId,
+        status: issueRequests.status,
+        reason: issueRequests.reason,
+        issueId: issueRequests.issueId,
+      })
+      .from(issueRequests)
+      .where(inArray(issueRequests.requestId, requestIds));
+    return new Map(
+      rows.map((r) => [
+        r.requestId,
+        { outcome: (r.status === 'ISSUED' ? 'ISSUED' : r.reason) as Outcome, issueId: r.issueId },
+      ]),
+    );
+  }
+}

@@ -1,0 +1,84 @@
+import { sql, type InferSelectModel } from 'drizzle-orm';
+import { bigint, check, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const coupons = pgTable(
+  'coupons',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    name: text('name').notNull(),
+    totalQuantity: integer('total_quantity').notNull(),
+    /** Kept in the same transaction as the issued rows; the check below caps it at the total. */
+    issuedCount: integer('issued_count').notNull().default(0),
+    startsAt: timestamptz('starts_at'),
+    endsAt: timestamptz('ends_at'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    check('coupons_total_positive', sql`${t.totalQuantity} > 0`),
+    check('coupons_issued_within_total', sql`${t.issuedCount} >= 0 AND ${t.issuedCount} <= ${t.totalQuantity}`),
+    check('coupons_window_ordered', sql`${t.startsAt} IS NULL OR ${t.endsAt} IS NULL OR ${t.startsAt} < ${t.endsAt}`),
+  ],
+);
+
+export const issuedCoupons = pgTable(
+  'issued_coupons',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    couponId: bigint('coupon_id', { mode: 'number' })
+      .notNull()
+      .references(() => coupons.id),
+    userId: text('user_id').notNull(),
+    requestId: text('request_id').notNull(),
+    issuedAt: timestamptz('issued_at').notNull(),
+  },
+  (t) => [
+    // The last line of defence: one coupon per user, whatever Redis says.
+    uniqueIndex('issued_coupons_coupon_user_uq').on(t.couponId, t.userId),
+    uniqueIndex('issued_coupons_request_uq').on(t.requestId),
+  ],
+);
+
+export const issueRequests = pgTable(
+  'issue_requests',
+  {
+    requestId: text('request_id').primaryKey(),
+    couponId: bigint('coupon_id', { mode: 'number' })
+      .notNull()
+      .references(() => coupons.id),
+    userId: text('user_id').notNull(),
+    status: text('status', { enum: ['ISSUED', 'REJECTED'] }).notNull(),
+    reason: text('reason', { enum: ['SOLD_OUT', 'ALREADY_ISSUED', 'EVENT_CLOSED'] }),
+    issueId: bigint('issue_id', { mode: 'number' }).references(() => issuedCoupons.id),
+    requestedAt: timestamptz('requested_at').notNull(),
+    decidedAt: timestamptz('decided_at').notNull(),
+  },
+  (t) => [
+    index('issue_requests_coupon_idx').on(t.couponId),
+    check(
+      'issue_requests_outcome_consistent',
+      sql`(${t.status} = 'ISSUED' AND ${t.reason} IS NULL AND ${t.issueId} IS NOT NULL)
+        OR (${t.status} = 'REJECTED' AND ${t.reason} IS NOT NULL AND ${t.issueId} IS NULL)`,
+    ),
+  ],
+);
+
+/**
+ * One row per batch the worker settled. The batch's own transaction writes
+ * COMMITTED; recovery writes ABANDONED when it gives a batch up. Whichever
+ * lands first wins the primary key, so a batch that was given up can never
+ * commit late, and an ambiguous commit can be settled by asking this table.
+ */
+export const workerBatches = pgTable('worker_batches', {
+  batchId: text('batch_id').primaryKey(),
+  couponId: bigint('coupon_id', { mode: 'number' }).notNull(),
+  state: text('state', { enum: ['COMMITTED', 'ABANDONED'] }).notNull(),
+  size: integer('size').notNull(),
+  recordedAt: timestamptz('recorded_at').notNull().defaultNow(),
+});
+
+export type CouponRow = InferSelectModel<typeof coupons>;
+export type IssuedCouponRow = InferSelectModel<typeof issuedCoupons>;
+export type IssueRequestRow = InferSelectModel<typeof issueRequests>;
+export type WorkerBatchRow = InferSelectModel<typeof workerBatches>;

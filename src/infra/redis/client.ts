@@ -1,0 +1,38 @@
+import { Redis } from 'ioredis';
+import { StartupError, describeUrl } from '../startup-error.js';
+
+export interface RedisClientOptions {
+  /** Shown in CLIENT LIST, so operators can tell the service's connections apart. */
+  readonly name: string;
+  /**
+   * Bound on every command. With no offline queue, a command sent while Redis
+   * is down fails at once instead of waiting, so callers answer fast.
+   */
+  readonly commandTimeoutMs?: number;
+  readonly onError?: (err: Error) => void;
+}
+
+export async function connectRedis(url: string, options: RedisClientOptions): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectionName: options.name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: options.commandTimeoutMs ?? 1_000,
+    retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
+  });
+  // Without a listener, ioredis prints every reconnect failure; the callers log them, throttled.
+  redis.on('error', options.onError ?? (() => undefined));
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new StartupError(
+      `Redis at ${describeUrl(url)} is unreachable (${(err as Error).message}). ` +
+        'Start Redis (for example `redis-server` or `docker compose up -d redis`) or set REDIS_URL.',
+    );
+  }
+  return redis;
+}

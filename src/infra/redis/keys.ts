@@ -1,0 +1,53 @@
+/**
+ * Every Redis key the service uses is built here. All keys of one coupon share
+ * the hash tag `{<couponId>}` so that each script touches a single slot and
+ * also runs on Redis Cluster.
+ */
+export interface CouponKeys {
+  /** HASH total, stock, startsAt, endsAt, closed, clock. */
+  readonly meta: string;
+  /** SET of user ids issued this coupon. */
+  readonly issued: string;
+  /** ZSET user id -> arrival score (microseconds), the waiting line. */
+  readonly queue: string;
+  /** HASH arrival score -> "<userId>|<nonce>" for every request not yet final. */
+  readonly requests: string;
+  /** HASH user id -> arrival score for requests taken from the queue but not yet settled. */
+  readonly inflight: string;
+  /** HASH batch id -> JSON of the decided batch, kept until it is settled. */
+  readonly batches: string;
+  /** ZSET batch id -> lease expiry (ms since the epoch). */
+  readonly leases: string;
+}
+
+export class RedisKeys {
+  constructor(private readonly prefix: string) {}
+
+  coupon(couponId: number): CouponKeys {
+    const base = `${this.prefix}coupon:{${couponId}}:`;
+    return {
+      meta: base + 'meta',
+      issued: base + 'issued',
+      queue: base + 'queue',
+      requests: base + 'requests',
+      inflight: base + 'inflight',
+      batches: base + 'batches',
+      leases: base + 'leases',
+    };
+  }
+
+  /** A scratch key in the coupon's slot, for building a set before swapping it in. */
+  couponScratch(couponId: number, token: string): string {
+    return `${this.prefix}coupon:{${couponId}}:scratch:${token}`;
+  }
+
+  /** SET of coupon ids the worker drains. */
+  activeCoupons(): string {
+    return `${this.prefix}coupons:active`;
+  }
+
+  /** Pattern matching every key of this deployment (for tests and tooling). */
+  all(): string {
+    return `${this.prefix}*`;
+  }
+}

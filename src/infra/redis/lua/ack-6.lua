@@ -1,0 +1,48 @@
+--[[
+  Forgets a batch that PostgreSQL holds, applying the corrections PostgreSQL
+  made to Redis's decisions. Does nothing if the batch was already settled.
+
+  KEYS[1] meta      HASH  stock
+  KEYS[2] issued    SET   user ids already issued
+  KEYS[3] requests  HASH  arrival score -> "<userId>|<nonce>"
+  KEYS[4] inflight  HASH  user id -> arrival score
+  KEYS[5] batches   HASH  batch id -> JSON of the decided batch
+  KEYS[6] leases    ZSET  batch id -> lease expiry
+
+  ARGV[1]   batch id
+  ARGV[2..] pairs of (user id, recorded outcome code) where PostgreSQL
+            recorded another outcome than Redis decided:
+            ISSUED -> ALREADY_ISSUED: another request holds the coupon; give the stock back
+            ISSUED -> SOLD_OUT: PostgreSQL had no stock left; Redis's stock was wrong
+
+  Returns 1 when the batch was settled now, 0 when it was already settled.
+]]
+local raw = redis.call('HGET', KEYS[5], ARGV[1])
+if not raw then return 0 end
+local batch = cjson.decode(raw)
+local corrected = {}
+for i = 2, #ARGV, 2 do corrected[ARGV[i]] = tonumber(ARGV[i + 1]) end
+
+local returned = 0
+local soldOut = false
+local items = batch.i
+for i = 1, #items, 3 do
+  local user, arrival, outcome = items[i], items[i + 1], items[i + 2]
+  redis.call('HDEL', KEYS[3], arrival)
+  redis.call('HDEL', KEYS[4], user)
+  local now = corrected[user]
+  if outcome == 1 and now == 3 then
+    returned = returned + 1
+  elseif outcome == 1 and now == 2 then
+    redis.call('SREM', KEYS[2], user)
+    soldOut = true
+  end
+end
+if soldOut then
+  redis.call('HSET', KEYS[1], 'stock', 0)
+elseif returned > 0 then
+  redis.call('HINCRBY', KEYS[1], 'stock', returned)
+end
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1

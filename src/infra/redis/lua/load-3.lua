@@ -1,0 +1,25 @@
+--[[
+  Writes a coupon's gate state, unless it is already there.
+
+  KEYS[1] meta      HASH  total, stock, startsAt, endsAt, closed
+  KEYS[2] issued    SET   user ids already issued
+  KEYS[3] scratch   SET   the issued users from PostgreSQL, built beforehand (may not exist)
+
+  ARGV[1] total quantity
+  ARGV[2] remaining stock
+  ARGV[3] startsAt ms or ''
+  ARGV[4] endsAt ms or ''
+
+  Returns 1 when loaded now, 0 when the gate was already there.
+]]
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DEL', KEYS[3])
+  return 0
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4], 'closed', '0')
+return 1

@@ -1,0 +1,64 @@
+--[[
+  Takes up to N requests from the head of a coupon's queue and decides each
+  one, atomically; records the decided batch under a lease so that a crash
+  before its outcomes reach PostgreSQL loses nothing.
+
+  KEYS[1] meta      HASH  stock, closed
+  KEYS[2] issued    SET   user ids already issued
+  KEYS[3] queue     ZSET  user id -> arrival score
+  KEYS[4] requests  HASH  arrival score -> "<userId>|<nonce>"
+  KEYS[5] inflight  HASH  user id -> arrival score
+  KEYS[6] batches   HASH  batch id -> JSON {d = decidedAt ms, i = {user, arrival, outcome, ...}}
+  KEYS[7] leases    ZSET  batch id -> lease expiry (ms)
+
+  ARGV[1] batch size N
+  ARGV[2] lease in ms
+  ARGV[3] batch id
+
+  Outcome codes: 1 ISSUED, 2 SOLD_OUT, 3 ALREADY_ISSUED, 4 EVENT_CLOSED.
+  Returns nil when the queue is empty (or the coupon is not loaded), else
+    {decidedAt ms, user, arrival, outcome, nonce, user, arrival, outcome, nonce, ...}
+]]
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed')
+if not meta[1] then return nil end
+local popped = redis.call('ZPOPMIN', KEYS[3], tonumber(ARGV[1]))
+if #popped == 0 then return nil end
+
+local stock = tonumber(meta[1])
+local closed = meta[2] == '1'
+local time = redis.call('TIME')
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+local record = {}
+local reply = {nowMs}
+for i = 1, #popped, 2 do
+  local user, arrival = popped[i], popped[i + 1]
+  local outcome
+  -- The duplicate check comes before the stock, and stock never goes below zero.
+  if closed then
+    outcome = 4
+  elseif redis.call('SISMEMBER', KEYS[2], user) == 1 then
+    outcome = 3
+  elseif stock <= 0 then
+    outcome = 2
+  else
+    stock = stock - 1
+    redis.call('SADD', KEYS[2], user)
+    outcome = 1
+  end
+  redis.call('HSET', KEYS[5], user, arrival)
+  local entry = redis.call('HGET', KEYS[4], arrival) or ''
+  local nonce = string.sub(entry, #user + 2)
+  record[#record + 1] = user
+  record[#record + 1] = arrival
+  record[#record + 1] = outcome
+  reply[#reply + 1] = user
+  reply[#reply + 1] = arrival
+  reply[#reply + 1] = outcome
+  reply[#reply + 1] = nonce
+end
+
+redis.call('HSET', KEYS[1], 'stock', stock)
+redis.call('HSET', KEYS[6], ARGV[3], cjson.encode({d = nowMs, i = record}))
+redis.call('ZADD', KEYS[7], nowMs + tonumber(ARGV[2]), ARGV[3])
+return reply
