@@ -73,25 +73,35 @@ export async function createContainer(
     onError: (err) => logger.warn('idle PostgreSQL connection failed', { error: err.message }),
   });
   let redis: Redis | undefined;
+  let workerRedis: Redis | undefined;
+  const onRedisError = throttled(logger, 'Redis connection error');
   try {
     await checkPostgres(pool, config.databaseUrl);
     redis = await connectRedis(config.redisUrl, {
       name: `coupon-issuance:${config.role}`,
-      // The worker's scripts move whole batches; the accept path must answer within a second.
-      commandTimeoutMs: config.role === 'worker' ? 5_000 : 1_000,
-      onError: throttled(logger, 'Redis connection error'),
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      onError: onRedisError,
+    });
+    // The worker's scripts move whole batches: its own connection, with a longer bound,
+    // so that neither side's commands wait behind the other's.
+    workerRedis = await connectRedis(config.redisUrl, {
+      name: `coupon-issuance:${config.role}:worker`,
+      commandTimeoutMs: Math.max(5_000, config.redisCommandTimeoutMs),
+      onError: onRedisError,
     });
   } catch (err) {
+    redis?.disconnect();
     await pool.end().catch(() => undefined);
     throw err;
   }
   const db = createDatabase(pool);
   const keys = new RedisKeys(config.redisKeyPrefix);
   const scripts = new RedisScripts(redis);
+  const workerScripts = new RedisScripts(workerRedis);
 
   const coupons = new PgCouponRepository(db);
   const realGate = new RedisIssueGate(redis, scripts, keys);
-  const realQueue = new RedisIssueQueue(redis, scripts, keys);
+  const realQueue = new RedisIssueQueue(workerRedis, workerScripts, keys);
   const realLedger = new PgIssueLedger(pool, db);
   const gate = overrides.gate?.(realGate) ?? realGate;
   const queue = overrides.queue?.(realQueue) ?? realQueue;
@@ -111,6 +121,7 @@ export async function createContainer(
     },
   });
   const connectedRedis = redis;
+  const connectedWorkerRedis = workerRedis;
   const health = async (): Promise<HealthReport> => {
     const [redisOk, postgresOk] = await Promise.all([
       connectedRedis.ping().then(
@@ -147,6 +158,7 @@ export async function createContainer(
     async close() {
       await worker.stop();
       connectedRedis.disconnect();
+      connectedWorkerRedis.disconnect();
       await pool.end();
     },
   };

@@ -10,14 +10,32 @@ export const couponIdParam = z
   .regex(/^[1-9][0-9]{0,14}$/, 'must be a positive integer id')
   .transform(Number);
 
+// PostgreSQL cannot store year 0 or years past 9999 as written, and dates in
+// years 1-99 do not survive the round trip back into a JS Date; an event window
+// outside the Unix era is a typo anyway.
+const EARLIEST = new Date('1970-01-01T00:00:00.000Z');
+const LATEST = new Date('9999-12-31T23:59:59.999Z');
+
 const timestamp = z.iso
   .datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone' })
   .transform((v) => new Date(v))
+  .refine((d) => d >= EARLIEST && d <= LATEST, {
+    message: 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z',
+  })
   .nullish()
   .transform((v) => v ?? null);
 
 export const createCouponBody = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    // PostgreSQL text cannot hold NUL (the insert fails), and a lone surrogate
+    // would be stored as U+FFFD: refuse both instead of failing or altering the name.
+    .refine((v) => !v.includes('\u0000') && !/\p{Surrogate}/u.test(v), {
+      message: 'must be well-formed Unicode without NUL characters',
+    }),
   totalQuantity: z.number().int().min(1).max(MAX_TOTAL_QUANTITY),
   startsAt: timestamp,
   endsAt: timestamp,

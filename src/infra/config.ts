@@ -16,6 +16,8 @@ const schema = z
       .string()
       .regex(/^[A-Za-z0-9_.:-]{0,64}$/, 'letters, digits and _ . : - only')
       .default('cfs:'),
+    /** Bound on each Redis command of the accept path; past it the client gets 503. */
+    REDIS_COMMAND_TIMEOUT_MS: integer(50, 60_000).default(1_000),
     DATABASE_URL: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
@@ -44,6 +46,7 @@ export interface Config {
   readonly port: number;
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
+  readonly redisCommandTimeoutMs: number;
   readonly databaseUrl: string;
   readonly adminToken: string;
   /** True when ADMIN_TOKEN was not set and the development token is in use. */
@@ -84,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     databaseUrl: e.DATABASE_URL,
     adminToken: e.ADMIN_TOKEN ?? DEVELOPMENT_ADMIN_TOKEN,
     adminTokenIsDefault: e.ADMIN_TOKEN === undefined,

@@ -1,0 +1,85 @@
+import type { Container } from '../../src/container.js';
+
+/**
+ * A byte-for-byte picture of everything the service stores: every Redis key
+ * under the prefix (DUMP payloads) and every row of every table.
+ */
+export async function snapshot(container: Container, prefix: string): Promise<{ redis: Record<string, string>; postgres: Record<string, string> }> {
+  const redis: Record<string, string> = {};
+  let cursor = '0';
+  do {
+    const [next, keys] = await container.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    for (const key of keys) {
+      const dumped = await container.redis.dumpBuffer(key);
+      if (dumped) redis[key] = dumped.toString('hex');
+    }
+    cursor = next;
+  } while (cursor !== '0');
+  const postgres: Record<string, string> = {};
+  for (const table of ['coupons', 'issued_coupons', 'issue_requests', 'worker_batches']) {
+    const { rows } = await container.pool.query<{ digest: string | null; n: string }>(
+      `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS digest, count(*) AS n FROM ${table} t`,
+    );
+    postgres[table] = `${rows[0]?.n}:${rows[0]?.digest}`;
+  }
+  const sequences = await container.pool.query<{ name: string; last: string }>(
+    `SELECT sequencename AS name, coalesce(last_value, 0)::text AS last FROM pg_sequences ORDER BY 1`,
+  );
+  for (const s of sequences.rows) postgres[`seq:${s.name}`] = s.last;
+  return { redis, postgres };
+}
+
+export interface CouponState {
+  readonly total: number;
+  readonly issuedCount: number;
+  readonly issuedRows: { userId: string; requestId: string }[];
+  readonly requestRows: { requestId: string; userId: string; status: string; reason: string | null }[];
+  readonly redisStock: number;
+  readonly redisIssued: string[];
+  readonly queued: number;
+  readonly inflight: number;
+  readonly pendingRecords: number;
+  readonly leasedBatches: number;
+}
+
+export async function couponState(container: Container, couponId: number): Promise<CouponState> {
+  const k = container.keys.coupon(couponId);
+  const [coupon] = (
+    await container.pool.query<{ total: number; issued: number }>(
+      'SELECT total_quantity AS total, issued_count AS issued FROM coupons WHERE id = $1',
+      [couponId],
+    )
+  ).rows;
+  const issuedRows = (
+    await container.pool.query<{ userId: string; requestId: string }>(
+      'SELECT user_id AS "userId", request_id AS "requestId" FROM issued_coupons WHERE coupon_id = $1 ORDER BY id',
+      [couponId],
+    )
+  ).rows;
+  const requestRows = (
+    await container.pool.query<CouponState['requestRows'][number]>(
+      'SELECT request_id AS "requestId", user_id AS "userId", status, reason FROM issue_requests WHERE coupon_id = $1',
+      [couponId],
+    )
+  ).rows;
+  const [stock, issued, queued, inflight, pendingRecords, leasedBatches] = await Promise.all([
+    container.redis.hget(k.meta, 'stock'),
+    container.redis.smembers(k.issued),
+    container.redis.zcard(k.queue),
+    container.redis.hlen(k.inflight),
+    container.redis.hlen(k.requests),
+    container.redis.zcard(k.leases),
+  ]);
+  return {
+    total: coupon?.total ?? 0,
+    issuedCount: coupon?.issued ?? 0,
+    issuedRows,
+    requestRows,
+    redisStock: Number(stock),
+    redisIssued: issued.sort(),
+    queued,
+    inflight,
+    pendingRecords,
+    leasedBatches,
+  };
+}
