@@ -6,7 +6,7 @@ import { createCoupon, http, requestIssue } from '../support/http.js';
 import { couponState } from '../support/state.js';
 
 async function queueScores(h: Harness, couponId: number): Promise<string[]> {
-  return h.container.redis.zrange(h.container.keys.coupon(couponId).queue, 0, -1, 'WITHSCORES');
+  return h.container.redis.zrange(h.container.keys.coupon(couponId).queue, '0', '-1', 'WITHSCORES');
 }
 
 async function drainExpectingFailure(h: Harness): Promise<void> {
@@ -127,7 +127,7 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     const state = await couponState(h.container, couponId);
     expect([state.inflight, state.leasedBatches, state.pendingRecords, state.queued]).to.deep.equal([1, 1, 1, 0]);
     const k = h.container.keys.coupon(couponId);
-    const [batchId] = await h.container.redis.zrange(k.leases, 0, -1);
+    const [batchId] = await h.container.redis.zrange(k.leases, '0', '-1');
     const recorded = JSON.parse((await h.container.redis.hget(k.batches, batchId as string)) as string) as { i: unknown[] };
     expect(recorded.i[0]).to.equal('c1');
   });

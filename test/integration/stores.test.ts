@@ -1,0 +1,164 @@
+import { expect } from 'chai';
+import { formatRequestId } from '../../src/domain/issue-request.js';
+import type { DecidedBatch } from '../../src/domain/ports.js';
+import { drainAll, startHarness, type Harness } from '../support/harness.js';
+import { createCoupon, requestIssue } from '../support/http.js';
+import { couponState } from '../support/state.js';
+
+describe('the stores behind the ports', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => {
+    await h.cleanup();
+  });
+
+  async function queueUsers(couponId: number, users: string[]): Promise<void> {
+    for (const user of users) {
+      const res = await requestIssue(h.baseUrl, couponId, user);
+      expect(res.status, JSON.stringify(res.body)).to.equal(202);
+    }
+  }
+
+  describe('Redis take script', () => {
+    it('when stock runs out inside a batch, then later requests are SOLD_OUT and stock never goes below zero', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Take', totalQuantity: 5 });
+      await queueUsers(couponId, ['t1', 't2', 't3', 't4']);
+      // Stock shrinks under the queue (as if an operator had corrected it): the script must not over-issue.
+      await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'stock', '2');
+
+      const batch = await h.container.queue.take(couponId, 10, 60_000, 'batch-take');
+
+      expect(batch?.items.map((i) => [i.userId, i.outcome])).to.deep.equal([
+        ['t1', 'ISSUED'],
+        ['t2', 'ISSUED'],
+        ['t3', 'SOLD_OUT'],
+        ['t4', 'SOLD_OUT'],
+      ]);
+      const state = await couponState(h.container, couponId);
+      expect(state.redisStock).to.equal(0);
+      expect(state.redisIssued).to.deep.equal(['t1', 't2']);
+      expect([state.queued, state.inflight, state.leasedBatches]).to.deep.equal([0, 4, 1]);
+    });
+
+    it('when a queued user is already in the issued set, then the duplicate check wins and no stock is taken', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Dup', totalQuantity: 5 });
+      await queueUsers(couponId, ['d1', 'd2']);
+      await h.container.redis.sadd(h.container.keys.coupon(couponId).issued, 'd1');
+
+      const batch = await h.container.queue.take(couponId, 10, 60_000, 'batch-dup');
+
+      expect(batch?.items.map((i) => i.outcome)).to.deep.equal(['ALREADY_ISSUED', 'ISSUED']);
+      expect((await couponState(h.container, couponId)).redisStock).to.equal(4);
+    });
+
+    it('when a batch is compensated, then acknowledging it afterwards changes nothing (and the other way round)', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Once', totalQuantity: 5 });
+      await queueUsers(couponId, ['o1', 'o2']);
+      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-once')) as DecidedBatch;
+
+      expect(await h.container.queue.compensate(batch)).to.equal(true);
+      const afterCompensation = await couponState(h.container, couponId);
+      expect(await h.container.queue.acknowledge(batch, [])).to.equal(false);
+      expect(await h.container.queue.compensate(batch)).to.equal(false);
+
+      expect(await couponState(h.container, couponId)).to.deep.equal(afterCompensation);
+      expect([afterCompensation.redisStock, afterCompensation.queued, afterCompensation.pendingRecords]).to.deep.equal([5, 2, 2]);
+    });
+
+    it('when the take asks for fewer than are queued, then it takes the earliest arrivals', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Order', totalQuantity: 50 });
+      const users = Array.from({ length: 30 }, (_, i) => `ord-${i}`);
+      await queueUsers(couponId, users);
+
+      const first = await h.container.queue.take(couponId, 10, 60_000, 'batch-a');
+      const second = await h.container.queue.take(couponId, 10, 60_000, 'batch-b');
+
+      expect(first?.items.map((i) => i.userId)).to.deep.equal(users.slice(0, 10));
+      expect(second?.items.map((i) => i.userId)).to.deep.equal(users.slice(10, 20));
+    });
+  });
+
+  describe('PostgreSQL ledger', () => {
+    it('when the same batch is committed twice, then the replay adds nothing and reports the same outcomes', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Replay', totalQuantity: 5 });
+      await queueUsers(couponId, ['r1', 'r2']);
+      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-replay')) as DecidedBatch;
+
+      const first = await h.container.ledger.commit(batch);
+      const rowsAfterFirst = await couponState(h.container, couponId);
+      const second = await h.container.ledger.commit(batch);
+
+      expect(second).to.deep.equal(first);
+      const rowsAfterSecond = await couponState(h.container, couponId);
+      expect(rowsAfterSecond.issuedRows).to.deep.equal(rowsAfterFirst.issuedRows);
+      expect(rowsAfterSecond.issuedCount).to.equal(2);
+    });
+
+    it('when the same requests come back in a new batch, then their recorded outcomes stand and nothing is issued twice', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Rebatched', totalQuantity: 5 });
+      await queueUsers(couponId, ['x1']);
+      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-1')) as DecidedBatch;
+      await h.container.ledger.commit(batch);
+
+      const again = await h.container.ledger.commit({ ...batch, batchId: 'batch-2' });
+
+      expect(again.kind).to.equal('committed');
+      const state = await couponState(h.container, couponId);
+      expect(state.issuedRows).to.have.length(1);
+      expect(state.requestRows).to.have.length(1);
+      expect(state.issuedCount).to.equal(1);
+    });
+
+    it('when Redis issues more than PostgreSQL has left, then PostgreSQL records SOLD_OUT and Redis is corrected', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Wrong Redis', totalQuantity: 2 });
+      await queueUsers(couponId, ['w1', 'w2']);
+      await h.container.pool.query('UPDATE coupons SET issued_count = 1 WHERE id = $1', [couponId]);
+
+      await drainAll(h.container);
+
+      const state = await couponState(h.container, couponId);
+      expect(state.issuedRows.map((r) => r.userId)).to.deep.equal(['w1']);
+      expect(state.issuedCount).to.equal(2);
+      expect(state.requestRows.find((r) => r.userId === 'w2')).to.include({ status: 'REJECTED', reason: 'SOLD_OUT' });
+      expect(state.redisIssued).to.deep.equal(['w1']);
+      expect(state.redisStock).to.equal(0);
+    });
+
+    it('when PostgreSQL already holds the user as issued, then the request is ALREADY_ISSUED and its stock goes back to Redis', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Holder', totalQuantity: 3 });
+      await h.container.pool.query(
+        `INSERT INTO issued_coupons (coupon_id, user_id, request_id, issued_at) VALUES ($1, 'y1', 'earlier', now())`,
+        [couponId],
+      );
+      await h.container.pool.query('UPDATE coupons SET issued_count = 1 WHERE id = $1', [couponId]);
+      await queueUsers(couponId, ['y1']);
+
+      await drainAll(h.container);
+
+      const state = await couponState(h.container, couponId);
+      expect(state.requestRows).to.deep.include({ requestId: state.requestRows[0]?.requestId, userId: 'y1', status: 'REJECTED', reason: 'ALREADY_ISSUED' });
+      expect(state.issuedRows).to.have.length(1);
+      // Redis decided ISSUED and took one; PostgreSQL overruled it, so the unit comes back.
+      expect(state.redisStock).to.equal(3);
+      expect(state.redisIssued).to.deep.equal(['y1']);
+    });
+
+    it('when a batch was fenced off, then its late commit writes nothing', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Fenced', totalQuantity: 3 });
+      await queueUsers(couponId, ['f1']);
+      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-fenced')) as DecidedBatch;
+
+      expect((await h.container.ledger.settle(batch)).kind).to.equal('abandoned');
+      const late = await h.container.ledger.commit(batch);
+
+      expect(late.kind).to.equal('abandoned');
+      const state = await couponState(h.container, couponId);
+      expect([state.issuedRows.length, state.requestRows.length, state.issuedCount]).to.deep.equal([0, 0, 0]);
+      const id = formatRequestId({ couponId, arrival: batch.items[0]!.arrival, nonce: batch.items[0]!.nonce });
+      expect(await h.container.ledger.findRequest(id)).to.equal(null);
+    });
+  });
+});
