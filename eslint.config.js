@@ -18,7 +18,19 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['express', 'ioredis', 'bullmq', 'drizzle-orm', 'drizzle-orm/*', 'pg', 'winston', 'node-cron', '../infra/*', '../api/*', '../scheduler/*'],
+              group: [
+                'express',
+                'ioredis',
+                'bullmq',
+                'drizzle-orm',
+                'drizzle-orm/*',
+                'pg',
+                'winston',
+                'node-cron',
+                '../infra/*',
+                '../api/*',
+                '../scheduler/*',
+              ],
               message: 'The domain depends on ports, not on frameworks or adapters.',
             },
           ],

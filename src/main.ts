@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel, { role: config.role });
   if (config.adminTokenIsDefault) {
-    logger.warn('ADMIN_TOKEN is not set: using the development token; set ADMIN_TOKEN before exposing the service');
+    logger.warn(
+      'ADMIN_TOKEN is not set: using the development token; set ADMIN_TOKEN before exposing the service',
+    );
   }
 
   try {
@@ -30,7 +32,9 @@ async function main(): Promise<void> {
     if (config.role !== 'worker') {
       server = await listen(createApp(container.api), config.port);
       const address = server.address();
-      logger.info('listening', { port: typeof address === 'object' && address ? address.port : config.port });
+      logger.info('listening', {
+        port: typeof address === 'object' && address ? address.port : config.port,
+      });
     }
     if (config.role !== 'api') {
       container.worker.start();

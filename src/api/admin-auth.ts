@@ -10,7 +10,11 @@ export function requireAdmin(adminToken: string): RequestHandler {
   return (req, res, next) => {
     const match = /^Bearer ([^\s]+)$/.exec(req.get('authorization') ?? '');
     if (!match || !timingSafeEqual(digest(match[1] as string), expected)) {
-      sendProblem(res, 'UNAUTHORIZED', 'an operator token is required: Authorization: Bearer <ADMIN_TOKEN>');
+      sendProblem(
+        res,
+        'UNAUTHORIZED',
+        'an operator token is required: Authorization: Bearer <ADMIN_TOKEN>',
+      );
       return;
     }
     next();

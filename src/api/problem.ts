@@ -88,12 +88,20 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const e = err as { type?: string; status?: number; statusCode?: number; message?: string };
     const parserCode = e.type ? BODY_PARSER[e.type] : undefined;
     if (parserCode) {
-      sendProblem(res, parserCode, parserCode === 'INVALID_JSON' ? 'the body could not be parsed as JSON' : String(e.message));
+      sendProblem(
+        res,
+        parserCode,
+        parserCode === 'INVALID_JSON' ? 'the body could not be parsed as JSON' : String(e.message),
+      );
       return;
     }
     const status = e.status ?? e.statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      sendProblem(res, status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', 'the request could not be read');
+      sendProblem(
+        res,
+        status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST',
+        'the request could not be read',
+      );
       return;
     }
     // Not expected: a bug. Log it with context; the client learns nothing of the internals.

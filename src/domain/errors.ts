@@ -42,7 +42,10 @@ export class DependencyUnavailableError extends DomainError {
     readonly dependency: 'redis' | 'postgres',
     cause?: unknown,
   ) {
-    super('DEPENDENCY_UNAVAILABLE', `${dependency === 'redis' ? 'Redis' : 'PostgreSQL'} is unavailable`);
+    super(
+      'DEPENDENCY_UNAVAILABLE',
+      `${dependency === 'redis' ? 'Redis' : 'PostgreSQL'} is unavailable`,
+    );
     this.cause = cause;
   }
 }

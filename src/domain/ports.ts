@@ -49,7 +49,12 @@ export interface IssueQueue {
   /** Coupons that may have queued or in-flight work. */
   activeCoupons(): Promise<number[]>;
   /** Pops up to `size` requests in arrival order, decides them and leases the batch. */
-  take(couponId: number, size: number, leaseMs: number, batchId: string): Promise<DecidedBatch | null>;
+  take(
+    couponId: number,
+    size: number,
+    leaseMs: number,
+    batchId: string,
+  ): Promise<DecidedBatch | null>;
   /** The database holds the batch: forget it, applying any corrections. False if it was already settled. */
   acknowledge(batch: DecidedBatch, corrections: readonly Correction[]): Promise<boolean>;
   /** The database does not hold the batch: undo its decisions and re-queue it in place. */

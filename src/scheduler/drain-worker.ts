@@ -93,7 +93,8 @@ export class DrainWorker {
         }
         return;
       }
-      if (settled === 0) await this.sleep(Math.min(this.deps.settings.batchIntervalMs, this.deadline - Date.now()));
+      if (settled === 0)
+        await this.sleep(Math.min(this.deps.settings.batchIntervalMs, this.deadline - Date.now()));
     }
   }
 

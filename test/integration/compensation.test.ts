@@ -32,11 +32,14 @@ describe('compensation when PostgreSQL fails during a batch', () => {
   it('when the batch transaction fails midway, then Redis is restored, the requests keep their places, and they are issued exactly once later', async () => {
     const couponId = await createCoupon(h.baseUrl, { name: 'Flaky DB', totalQuantity: 3 });
     const ids: string[] = [];
-    for (const user of ['u1', 'u2', 'u3']) ids.push((await requestIssue(h.baseUrl, couponId, user)).body.requestId);
+    for (const user of ['u1', 'u2', 'u3'])
+      ids.push((await requestIssue(h.baseUrl, couponId, user)).body.requestId);
     const before = await couponState(h.container, couponId);
     const scoresBefore = await queueScores(h, couponId);
     // A real failure inside the transaction, after issued_coupons and coupons were already written.
-    await h.container.pool.query('ALTER TABLE issue_requests ADD CONSTRAINT reject_everything CHECK (false) NOT VALID');
+    await h.container.pool.query(
+      'ALTER TABLE issue_requests ADD CONSTRAINT reject_everything CHECK (false) NOT VALID',
+    );
 
     await drainExpectingFailure(h);
 
@@ -45,14 +48,22 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     expect(during.redisIssued).to.deep.equal([]);
     expect(await queueScores(h, couponId)).to.deep.equal(scoresBefore);
     expect([during.inflight, during.leasedBatches, during.pendingRecords]).to.deep.equal([0, 0, 3]);
-    expect([during.issuedRows.length, during.requestRows.length, during.issuedCount]).to.deep.equal([0, 0, 0]);
-    const waiting = await Promise.all(ids.map((id) => http(h.baseUrl, 'GET', `/issue-requests/${id}`)));
+    expect([during.issuedRows.length, during.requestRows.length, during.issuedCount]).to.deep.equal(
+      [0, 0, 0],
+    );
+    const waiting = await Promise.all(
+      ids.map((id) => http(h.baseUrl, 'GET', `/issue-requests/${id}`)),
+    );
     expect(waiting.map((w) => [w.body.status, w.body.queuePosition])).to.deep.equal([
       ['PENDING', 0],
       ['PENDING', 1],
       ['PENDING', 2],
     ]);
-    expect(h.logged.some((l) => l.message === 'batch not committed' && l.meta.settlement === 'compensated')).to.equal(true);
+    expect(
+      h.logged.some(
+        (l) => l.message === 'batch not committed' && l.meta.settlement === 'compensated',
+      ),
+    ).to.equal(true);
 
     await h.container.pool.query('ALTER TABLE issue_requests DROP CONSTRAINT reject_everything');
     await drainAll(h.container);
@@ -62,7 +73,9 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     expect(after.issuedCount).to.equal(3);
     expect(after.redisStock).to.equal(0);
     expect(after.redisIssued).to.deep.equal(['u1', 'u2', 'u3']);
-    expect([after.queued, after.inflight, after.pendingRecords, after.leasedBatches]).to.deep.equal([0, 0, 0, 0]);
+    expect([after.queued, after.inflight, after.pendingRecords, after.leasedBatches]).to.deep.equal(
+      [0, 0, 0, 0],
+    );
   });
 
   it('when the connection drops during COMMIT but the commit landed, then PostgreSQL is asked and nothing is compensated', async () => {
@@ -87,7 +100,9 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     expect(state.issuedRows.map((r) => r.userId)).to.deep.equal(['a1', 'a2']);
     expect(state.redisStock).to.equal(0);
     expect(state.redisIssued).to.deep.equal(['a1', 'a2']);
-    expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal([0, 0, 0, 0]);
+    expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal(
+      [0, 0, 0, 0],
+    );
   });
 
   it('when the connection drops during COMMIT and the commit did not land, then the batch is fenced off, compensated, and decided again', async () => {
@@ -95,12 +110,16 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     const accepted = await requestIssue(h.baseUrl, couponId, 'b1');
     const ledger = h.container.ledger;
     const first = sinon.stub(ledger, 'commit');
-    first.onFirstCall().rejects(new BatchOutcomeUnknownError(new Error('Connection terminated unexpectedly')));
+    first
+      .onFirstCall()
+      .rejects(new BatchOutcomeUnknownError(new Error('Connection terminated unexpectedly')));
     first.callThrough();
 
     await drainExpectingFailure(h);
 
-    const fenced = await h.container.pool.query<{ state: string }>('SELECT state FROM worker_batches');
+    const fenced = await h.container.pool.query<{ state: string }>(
+      'SELECT state FROM worker_batches',
+    );
     expect(fenced.rows.map((r) => r.state)).to.deep.equal(['ABANDONED']);
     const during = await couponState(h.container, couponId);
     expect([during.redisStock, during.queued, during.issuedRows.length]).to.deep.equal([1, 1, 0]);
@@ -117,18 +136,26 @@ describe('compensation when PostgreSQL fails during a batch', () => {
   it('when PostgreSQL cannot be reached even to settle, then the batch stays leased in Redis with everything needed to recover it', async () => {
     const couponId = await createCoupon(h.baseUrl, { name: 'Unreachable', totalQuantity: 2 });
     await requestIssue(h.baseUrl, couponId, 'c1');
-    sinon.stub(h.container.ledger, 'commit').rejects(new BatchOutcomeUnknownError(new Error('ECONNRESET')));
-    sinon.stub(h.container.ledger, 'settle').rejects(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+    sinon
+      .stub(h.container.ledger, 'commit')
+      .rejects(new BatchOutcomeUnknownError(new Error('ECONNRESET')));
+    sinon
+      .stub(h.container.ledger, 'settle')
+      .rejects(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
     const compensate = sinon.spy(h.container.queue, 'compensate');
 
     await drainExpectingFailure(h);
 
     expect(compensate.callCount).to.equal(0);
     const state = await couponState(h.container, couponId);
-    expect([state.inflight, state.leasedBatches, state.pendingRecords, state.queued]).to.deep.equal([1, 1, 1, 0]);
+    expect([state.inflight, state.leasedBatches, state.pendingRecords, state.queued]).to.deep.equal(
+      [1, 1, 1, 0],
+    );
     const k = h.container.keys.coupon(couponId);
     const [batchId] = await h.container.redis.zrange(k.leases, '0', '-1');
-    const recorded = JSON.parse((await h.container.redis.hget(k.batches, batchId as string)) as string) as { i: unknown[] };
+    const recorded = JSON.parse(
+      (await h.container.redis.hget(k.batches, batchId as string)) as string,
+    ) as { i: unknown[] };
     expect(recorded.i[0]).to.equal('c1');
   });
 });

@@ -21,7 +21,9 @@ describe('concurrency: a crowd against a small stock', function () {
   before(async () => {
     h = await startHarness();
     // Two more deployments' worth of connections on the same database and key space: three workers.
-    others = await Promise.all([1, 2].map(() => startHarness({ databaseUrl: h.databaseUrl, prefix: h.prefix })));
+    others = await Promise.all(
+      [1, 2].map(() => startHarness({ databaseUrl: h.databaseUrl, prefix: h.prefix })),
+    );
   });
   after(async () => {
     for (const o of others) await o.cleanup();
@@ -36,13 +38,17 @@ describe('concurrency: a crowd against a small stock', function () {
     let arriving = true;
     const workers = [h, ...others].map(async (x) => {
       while (arriving) {
-        if ((await x.container.worker.drainOnce()) === 0) await new Promise((r) => setTimeout(r, 2));
+        if ((await x.container.worker.drainOnce()) === 0)
+          await new Promise((r) => setTimeout(r, 2));
       }
       await drainAll(x.container);
     });
     const answers = await Promise.all(
       Array.from({ length: REQUESTS }, (_, i) =>
-        requestIssue(apis[i % apis.length] as string, couponId, userFor(i)).then((res) => ({ res, userId: userFor(i) })),
+        requestIssue(apis[i % apis.length] as string, couponId, userFor(i)).then((res) => ({
+          res,
+          userId: userFor(i),
+        })),
       ),
     );
     arriving = false;
@@ -63,7 +69,9 @@ describe('concurrency: a crowd against a small stock', function () {
 
     // Every accepted request is final, and PostgreSQL agrees with what the API answers.
     const finals = await Promise.all(
-      [...idOf.values()].map((id) => http<{ status: string; userId: string }>(h.baseUrl, 'GET', `/issue-requests/${id}`)),
+      [...idOf.values()].map((id) =>
+        http<{ status: string; userId: string }>(h.baseUrl, 'GET', `/issue-requests/${id}`),
+      ),
     );
     for (const f of finals) expect(f.body.status).to.be.oneOf(['ISSUED', 'REJECTED']);
 
@@ -81,11 +89,18 @@ describe('concurrency: a crowd against a small stock', function () {
       const y = BigInt(parseRequestId(b[1]).arrival);
       return x < y ? -1 : x > y ? 1 : 0;
     });
-    expect(issuedUsers.slice().sort()).to.deep.equal(byArrival.slice(0, STOCK).map(([u]) => u).sort());
+    expect(issuedUsers.slice().sort()).to.deep.equal(
+      byArrival
+        .slice(0, STOCK)
+        .map(([u]) => u)
+        .sort(),
+    );
 
     // Redis and PostgreSQL agree, and nothing is left in flight.
     expect(state.redisStock).to.equal(state.total - state.issuedRows.length);
     expect(state.redisIssued).to.deep.equal(issuedUsers.slice().sort());
-    expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal([0, 0, 0, 0]);
+    expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal(
+      [0, 0, 0, 0],
+    );
   });
 });

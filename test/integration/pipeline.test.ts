@@ -35,12 +35,21 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
       expect(res.status).to.equal(201);
       const id = res.body.id as number;
       expect(res.headers.get('location')).to.equal(`/coupons/${id}`);
-      expect(res.body).to.deep.equal({ id, name: 'Launch', totalQuantity: 5, startsAt: null, endsAt: null, status: 'OPEN' });
+      expect(res.body).to.deep.equal({
+        id,
+        name: 'Launch',
+        totalQuantity: 5,
+        startsAt: null,
+        endsAt: null,
+        status: 'OPEN',
+      });
       const state = await couponState(h.container, id);
       expect(state.total).to.equal(5);
       expect(state.issuedCount).to.equal(0);
       expect(state.redisStock).to.equal(5);
-      expect(await h.container.redis.sismember(h.container.keys.activeCoupons(), String(id))).to.equal(1);
+      expect(
+        await h.container.redis.sismember(h.container.keys.activeCoupons(), String(id)),
+      ).to.equal(1);
     });
 
     it('when the window starts later, then the coupon is SCHEDULED and requests get 409 EVENT_NOT_OPEN without queueing', async () => {
@@ -89,7 +98,12 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
 
       expect(first.status).to.equal(202);
       expect(first.headers.get('location')).to.equal(`/issue-requests/${first.body.requestId}`);
-      expect(first.body).to.deep.equal({ requestId: first.body.requestId, couponId, userId: 'ann', status: 'PENDING' });
+      expect(first.body).to.deep.equal({
+        requestId: first.body.requestId,
+        couponId,
+        userId: 'ann',
+        status: 'PENDING',
+      });
       expect(second.status).to.equal(202);
       // Two coupons, two requests ahead: the third can only be refused.
       expect(third.status).to.equal(409);
@@ -97,20 +111,49 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
       expect(repeat.status).to.equal(202);
       expect(repeat.body.requestId).to.equal(first.body.requestId);
 
-      const pendingFirst = await http<RequestView>(h.baseUrl, 'GET', `/issue-requests/${first.body.requestId}`);
-      const pendingSecond = await http<RequestView>(h.baseUrl, 'GET', `/issue-requests/${second.body.requestId}`);
-      expect(pendingFirst.body).to.include({ status: 'PENDING', queuePosition: 0, reason: null, issueId: null, decidedAt: null });
+      const pendingFirst = await http<RequestView>(
+        h.baseUrl,
+        'GET',
+        `/issue-requests/${first.body.requestId}`,
+      );
+      const pendingSecond = await http<RequestView>(
+        h.baseUrl,
+        'GET',
+        `/issue-requests/${second.body.requestId}`,
+      );
+      expect(pendingFirst.body).to.include({
+        status: 'PENDING',
+        queuePosition: 0,
+        reason: null,
+        issueId: null,
+        decidedAt: null,
+      });
       expect(pendingSecond.body).to.include({ status: 'PENDING', queuePosition: 1 });
-      expect(Date.parse(pendingFirst.body.requestedAt)).to.be.at.most(Date.parse(pendingSecond.body.requestedAt));
+      expect(Date.parse(pendingFirst.body.requestedAt)).to.be.at.most(
+        Date.parse(pendingSecond.body.requestedAt),
+      );
       expect((await couponState(h.container, couponId)).queued).to.equal(2);
 
       await drainAll(h.container);
 
-      const done = await http<RequestView>(h.baseUrl, 'GET', `/issue-requests/${first.body.requestId}`);
+      const done = await http<RequestView>(
+        h.baseUrl,
+        'GET',
+        `/issue-requests/${first.body.requestId}`,
+      );
       expect(done.status).to.equal(200);
-      expect(done.body).to.include({ requestId: first.body.requestId, couponId, userId: 'ann', status: 'ISSUED', reason: null, queuePosition: null });
+      expect(done.body).to.include({
+        requestId: first.body.requestId,
+        couponId,
+        userId: 'ann',
+        status: 'ISSUED',
+        reason: null,
+        queuePosition: null,
+      });
       expect(done.body.issueId).to.be.a('number');
-      expect(Date.parse(done.body.decidedAt as string)).to.be.at.least(Date.parse(done.body.requestedAt));
+      expect(Date.parse(done.body.decidedAt as string)).to.be.at.least(
+        Date.parse(done.body.requestedAt),
+      );
 
       const state = await couponState(h.container, couponId);
       expect(state.issuedRows.map((r) => r.userId)).to.deep.equal(['ann', 'ben']);
@@ -119,10 +162,21 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
       expect(state.redisStock).to.equal(0);
       expect(state.redisIssued).to.deep.equal(['ann', 'ben']);
       // Nothing is left pending or in flight in Redis once everything is final.
-      expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal([0, 0, 0, 0]);
+      expect([
+        state.queued,
+        state.inflight,
+        state.pendingRecords,
+        state.leasedBatches,
+      ]).to.deep.equal([0, 0, 0, 0]);
 
       const coupon = await http(h.baseUrl, 'GET', `/coupons/${couponId}`);
-      expect(coupon.body).to.include({ id: couponId, totalQuantity: 2, issuedCount: 2, remaining: 0, status: 'SOLD_OUT' });
+      expect(coupon.body).to.include({
+        id: couponId,
+        totalQuantity: 2,
+        issuedCount: 2,
+        remaining: 0,
+        status: 'SOLD_OUT',
+      });
 
       const again = await requestIssue(h.baseUrl, couponId, 'ann');
       expect(again.status).to.equal(409);
@@ -136,7 +190,11 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
       const k = h.container.keys.coupon(couponId);
       await h.container.redis.del(...Object.values(k));
 
-      const res = await http<RequestView>(h.baseUrl, 'GET', `/issue-requests/${accepted.body.requestId}`);
+      const res = await http<RequestView>(
+        h.baseUrl,
+        'GET',
+        `/issue-requests/${accepted.body.requestId}`,
+      );
 
       expect(res.status).to.equal(200);
       expect(res.body.status).to.equal('ISSUED');
@@ -158,7 +216,9 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
       const state = await couponState(h.container, couponId);
       expect(state.redisStock).to.equal(2);
       expect(state.redisIssued).to.deep.equal(['eve']);
-      expect(await h.container.redis.sismember(h.container.keys.activeCoupons(), String(couponId))).to.equal(1);
+      expect(
+        await h.container.redis.sismember(h.container.keys.activeCoupons(), String(couponId)),
+      ).to.equal(1);
     });
 
     it('when the coupon or the request does not exist, then 404 with a stable code', async () => {
@@ -184,7 +244,8 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
         let status = 'PENDING';
         while (status === 'PENDING' && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 50));
-          status = (await http(h.baseUrl, 'GET', `/issue-requests/${winner.body.requestId}`)).body.status as string;
+          status = (await http(h.baseUrl, 'GET', `/issue-requests/${winner.body.requestId}`)).body
+            .status as string;
         }
         expect(status).to.equal('ISSUED');
       } finally {

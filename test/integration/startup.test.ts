@@ -50,7 +50,11 @@ describe('start-up failures name what to fix', function () {
   });
 
   it('when Redis is unreachable, then the process exits 1 naming the URL, REDIS_URL and what to start', async () => {
-    const exit = await runService({ DATABASE_URL: h.databaseUrl, REDIS_URL: 'redis://127.0.0.1:1', PORT: '0' });
+    const exit = await runService({
+      DATABASE_URL: h.databaseUrl,
+      REDIS_URL: 'redis://127.0.0.1:1',
+      PORT: '0',
+    });
 
     expect(exit.code).to.equal(1);
     expect(exit.output).to.contain('Redis at redis://127.0.0.1:1');
@@ -59,7 +63,10 @@ describe('start-up failures name what to fix', function () {
   });
 
   it('when PostgreSQL is unreachable, then the process exits 1 naming the URL, DATABASE_URL and what to start', async () => {
-    const exit = await runService({ DATABASE_URL: 'postgres://postgres:secret@127.0.0.1:1/coupons', PORT: '0' });
+    const exit = await runService({
+      DATABASE_URL: 'postgres://postgres:secret@127.0.0.1:1/coupons',
+      PORT: '0',
+    });
 
     expect(exit.code).to.equal(1);
     expect(exit.output).to.contain('PostgreSQL at postgres://postgres:***@127.0.0.1:1/coupons');

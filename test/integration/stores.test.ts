@@ -57,7 +57,12 @@ describe('the stores behind the ports', () => {
     it('when a batch is compensated, then acknowledging it afterwards changes nothing (and the other way round)', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Once', totalQuantity: 5 });
       await queueUsers(couponId, ['o1', 'o2']);
-      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-once')) as DecidedBatch;
+      const batch = (await h.container.queue.take(
+        couponId,
+        10,
+        60_000,
+        'batch-once',
+      )) as DecidedBatch;
 
       expect(await h.container.queue.compensate(batch)).to.equal(true);
       const afterCompensation = await couponState(h.container, couponId);
@@ -65,7 +70,11 @@ describe('the stores behind the ports', () => {
       expect(await h.container.queue.compensate(batch)).to.equal(false);
 
       expect(await couponState(h.container, couponId)).to.deep.equal(afterCompensation);
-      expect([afterCompensation.redisStock, afterCompensation.queued, afterCompensation.pendingRecords]).to.deep.equal([5, 2, 2]);
+      expect([
+        afterCompensation.redisStock,
+        afterCompensation.queued,
+        afterCompensation.pendingRecords,
+      ]).to.deep.equal([5, 2, 2]);
     });
 
     it('when the take asks for fewer than are queued, then it takes the earliest arrivals', async () => {
@@ -85,7 +94,12 @@ describe('the stores behind the ports', () => {
     it('when the same batch is committed twice, then the replay adds nothing and reports the same outcomes', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Replay', totalQuantity: 5 });
       await queueUsers(couponId, ['r1', 'r2']);
-      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-replay')) as DecidedBatch;
+      const batch = (await h.container.queue.take(
+        couponId,
+        10,
+        60_000,
+        'batch-replay',
+      )) as DecidedBatch;
 
       const first = await h.container.ledger.commit(batch);
       const rowsAfterFirst = await couponState(h.container, couponId);
@@ -122,7 +136,10 @@ describe('the stores behind the ports', () => {
       const state = await couponState(h.container, couponId);
       expect(state.issuedRows.map((r) => r.userId)).to.deep.equal(['w1']);
       expect(state.issuedCount).to.equal(2);
-      expect(state.requestRows.find((r) => r.userId === 'w2')).to.include({ status: 'REJECTED', reason: 'SOLD_OUT' });
+      expect(state.requestRows.find((r) => r.userId === 'w2')).to.include({
+        status: 'REJECTED',
+        reason: 'SOLD_OUT',
+      });
       expect(state.redisIssued).to.deep.equal(['w1']);
       expect(state.redisStock).to.equal(0);
     });
@@ -139,7 +156,12 @@ describe('the stores behind the ports', () => {
       await drainAll(h.container);
 
       const state = await couponState(h.container, couponId);
-      expect(state.requestRows).to.deep.include({ requestId: state.requestRows[0]?.requestId, userId: 'y1', status: 'REJECTED', reason: 'ALREADY_ISSUED' });
+      expect(state.requestRows).to.deep.include({
+        requestId: state.requestRows[0]?.requestId,
+        userId: 'y1',
+        status: 'REJECTED',
+        reason: 'ALREADY_ISSUED',
+      });
       expect(state.issuedRows).to.have.length(1);
       // Redis decided ISSUED and took one; PostgreSQL overruled it, so the unit comes back.
       expect(state.redisStock).to.equal(3);
@@ -149,15 +171,26 @@ describe('the stores behind the ports', () => {
     it('when a batch was fenced off, then its late commit writes nothing', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Fenced', totalQuantity: 3 });
       await queueUsers(couponId, ['f1']);
-      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-fenced')) as DecidedBatch;
+      const batch = (await h.container.queue.take(
+        couponId,
+        10,
+        60_000,
+        'batch-fenced',
+      )) as DecidedBatch;
 
       expect((await h.container.ledger.settle(batch)).kind).to.equal('abandoned');
       const late = await h.container.ledger.commit(batch);
 
       expect(late.kind).to.equal('abandoned');
       const state = await couponState(h.container, couponId);
-      expect([state.issuedRows.length, state.requestRows.length, state.issuedCount]).to.deep.equal([0, 0, 0]);
-      const id = formatRequestId({ couponId, arrival: batch.items[0]!.arrival, nonce: batch.items[0]!.nonce });
+      expect([state.issuedRows.length, state.requestRows.length, state.issuedCount]).to.deep.equal([
+        0, 0, 0,
+      ]);
+      const id = formatRequestId({
+        couponId,
+        arrival: batch.items[0]!.arrival,
+        nonce: batch.items[0]!.nonce,
+      });
       expect(await h.container.ledger.findRequest(id)).to.equal(null);
     });
   });

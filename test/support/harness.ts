@@ -12,7 +12,8 @@ import { migrateDatabase } from '../../src/infra/db/migrate.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
-const baseDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const baseDatabaseUrl =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Everything one test suite needs: its own database, its own Redis key space, the app on port 0. */
@@ -86,7 +87,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 class CaptureTransport extends Transport {
-  constructor(private readonly sink: (line: { level: string; message: string; meta: Record<string, unknown> }) => void) {
+  constructor(
+    private readonly sink: (line: {
+      level: string;
+      message: string;
+      meta: Record<string, unknown>;
+    }) => void,
+  ) {
     super();
   }
 

@@ -28,7 +28,12 @@ export async function http<T = Record<string, unknown>>(
   } catch {
     // leave as text
   }
-  return { status: res.status, contentType: res.headers.get('content-type') ?? '', headers: res.headers, body: parsed as T };
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    headers: res.headers,
+    body: parsed as T,
+  };
 }
 
 export async function createCoupon(
@@ -36,7 +41,8 @@ export async function createCoupon(
   body: Record<string, unknown> = { name: 'Test event', totalQuantity: 100 },
 ): Promise<number> {
   const res = await http<{ id: number }>(baseUrl, 'POST', '/coupons', { body, admin: true });
-  if (res.status !== 201) throw new Error(`create coupon: ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 201)
+    throw new Error(`create coupon: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id;
 }
 

@@ -4,7 +4,10 @@ import type { Container } from '../../src/container.js';
  * A byte-for-byte picture of everything the service stores: every Redis key
  * under the prefix (DUMP payloads) and every row of every table.
  */
-export async function snapshot(container: Container, prefix: string): Promise<{ redis: Record<string, string>; postgres: Record<string, string> }> {
+export async function snapshot(
+  container: Container,
+  prefix: string,
+): Promise<{ redis: Record<string, string>; postgres: Record<string, string> }> {
   const redis: Record<string, string> = {};
   let cursor = '0';
   do {
@@ -33,7 +36,12 @@ export interface CouponState {
   readonly total: number;
   readonly issuedCount: number;
   readonly issuedRows: { userId: string; requestId: string }[];
-  readonly requestRows: { requestId: string; userId: string; status: string; reason: string | null }[];
+  readonly requestRows: {
+    requestId: string;
+    userId: string;
+    status: string;
+    reason: string | null;
+  }[];
   readonly redisStock: number;
   readonly redisIssued: string[];
   readonly queued: number;

@@ -22,29 +22,56 @@ describe('configuration', () => {
   });
 
   it('when values are set, then they are parsed and typed', () => {
-    const config = loadConfig({ PORT: '8080', BATCH_SIZE: '250', ROLE: 'worker', BATCH_CRON: '*/2 * * * * *', ADMIN_TOKEN: 'a-long-enough-token' });
+    const config = loadConfig({
+      PORT: '8080',
+      BATCH_SIZE: '250',
+      ROLE: 'worker',
+      BATCH_CRON: '*/2 * * * * *',
+      ADMIN_TOKEN: 'a-long-enough-token',
+    });
 
-    expect(config).to.include({ port: 8080, batchSize: 250, role: 'worker', batchCron: '*/2 * * * * *', adminTokenIsDefault: false });
+    expect(config).to.include({
+      port: 8080,
+      batchSize: 250,
+      role: 'worker',
+      batchCron: '*/2 * * * * *',
+      adminTokenIsDefault: false,
+    });
   });
 
   it('when several values are bad, then one error names every bad variable and its value', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'eighty', BATCH_SIZE: '0', ROLE: 'both', BATCH_CRON: 'every second', REDIS_URL: 'localhost:6379' });
+      loadConfig({
+        PORT: 'eighty',
+        BATCH_SIZE: '0',
+        ROLE: 'both',
+        BATCH_CRON: 'every second',
+        REDIS_URL: 'localhost:6379',
+      });
     } catch (err) {
       error = err;
     }
 
     expect(error).to.be.instanceOf(ConfigError);
     const message = (error as Error).message;
-    for (const name of ['PORT="eighty"', 'BATCH_SIZE="0"', 'ROLE="both"', 'BATCH_CRON="every second"', 'REDIS_URL="localhost:6379"']) {
+    for (const name of [
+      'PORT="eighty"',
+      'BATCH_SIZE="0"',
+      'ROLE="both"',
+      'BATCH_CRON="every second"',
+      'REDIS_URL="localhost:6379"',
+    ]) {
       expect(message).to.contain(name);
     }
     expect((error as ConfigError).problems).to.have.length(5);
   });
 
   it('when running in production without ADMIN_TOKEN, then start-up is refused', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /ADMIN_TOKEN: is required in production/);
+    expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(
+      ConfigError,
+      /ADMIN_TOKEN: is required in production/,
+    );
   });
 
   it('when ADMIN_TOKEN is too short, then the error names it without printing the token', () => {

@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import type { IssueQueue } from '../../src/domain/ports.js';
-import type { BatchReport, ProcessNextBatch } from '../../src/domain/use-cases/process-next-batch.js';
+import type {
+  BatchReport,
+  ProcessNextBatch,
+} from '../../src/domain/use-cases/process-next-batch.js';
 import { DrainWorker } from '../../src/scheduler/drain-worker.js';
 
 const report = (settlement: BatchReport['settlement'], size = 10): BatchReport => ({
@@ -35,7 +38,12 @@ describe('the drain worker', () => {
     expect(await worker.drainOnce()).to.equal(20);
     expect(execute.args.map((a) => a[0])).to.deep.equal([1, 2]);
     expect(logger.info.callCount).to.equal(2);
-    expect(logger.info.firstCall.args[1]).to.include({ couponId: 1, size: 10, issued: 10, settlement: 'committed' });
+    expect(logger.info.firstCall.args[1]).to.include({
+      couponId: 1,
+      size: 10,
+      issued: 10,
+      settlement: 'committed',
+    });
     expect(logger.info.firstCall.args[1]).to.have.property('durationMs').that.is.a('number');
   });
 

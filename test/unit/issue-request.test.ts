@@ -1,6 +1,11 @@
 import { expect } from 'chai';
 import { DomainError } from '../../src/domain/errors.js';
-import { arrivalToDate, formatRequestId, outcomeStatus, parseRequestId } from '../../src/domain/issue-request.js';
+import {
+  arrivalToDate,
+  formatRequestId,
+  outcomeStatus,
+  parseRequestId,
+} from '../../src/domain/issue-request.js';
 
 describe('request ids', () => {
   it('when an id is formatted and parsed, then the coupon, arrival and nonce come back unchanged', () => {
@@ -14,11 +19,24 @@ describe('request ids', () => {
 
   it('when arrivals are later, then their ids still parse back to the exact microsecond', () => {
     for (const arrival of ['1', '35', '36', '9007199254740991', '1999999999999999']) {
-      expect(parseRequestId(formatRequestId({ couponId: 1, arrival, nonce: 'AAAAAAAAAA' })).arrival).to.equal(arrival);
+      expect(
+        parseRequestId(formatRequestId({ couponId: 1, arrival, nonce: 'AAAAAAAAAA' })).arrival,
+      ).to.equal(arrival);
     }
   });
 
-  for (const bad of ['', 'abc', '0-1-AAAAAAAAAA', '1-0a-AAAAAAAAAA', '1-1-AAAA', '1-1-AAAAAAAAAA-', '01-1-AAAAAAAAAA', '1-1-AAAAAAAAA!', '1-ABC-AAAAAAAAAA', '1-1234567890123-AAAAAAAAAA']) {
+  for (const bad of [
+    '',
+    'abc',
+    '0-1-AAAAAAAAAA',
+    '1-0a-AAAAAAAAAA',
+    '1-1-AAAA',
+    '1-1-AAAAAAAAAA-',
+    '01-1-AAAAAAAAAA',
+    '1-1-AAAAAAAAA!',
+    '1-ABC-AAAAAAAAAA',
+    '1-1234567890123-AAAAAAAAAA',
+  ]) {
     it(`when the id is ${JSON.stringify(bad)}, then parsing fails with VALIDATION_FAILED`, () => {
       expect(() => parseRequestId(bad))
         .to.throw(DomainError)
@@ -27,12 +45,17 @@ describe('request ids', () => {
   }
 
   it('when an arrival is given in microseconds, then its date is the millisecond it falls in', () => {
-    expect(arrivalToDate('1763692312345678').toISOString()).to.equal(new Date(1763692312345).toISOString());
+    expect(arrivalToDate('1763692312345678').toISOString()).to.equal(
+      new Date(1763692312345).toISOString(),
+    );
   });
 
   it('when outcomes are mapped, then ISSUED has no reason and rejections carry theirs', () => {
     expect(outcomeStatus('ISSUED')).to.deep.equal({ status: 'ISSUED', reason: null });
     expect(outcomeStatus('SOLD_OUT')).to.deep.equal({ status: 'REJECTED', reason: 'SOLD_OUT' });
-    expect(outcomeStatus('EVENT_CLOSED')).to.deep.equal({ status: 'REJECTED', reason: 'EVENT_CLOSED' });
+    expect(outcomeStatus('EVENT_CLOSED')).to.deep.equal({
+      status: 'REJECTED',
+      reason: 'EVENT_CLOSED',
+    });
   });
 });

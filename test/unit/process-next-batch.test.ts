@@ -38,7 +38,11 @@ function fakes() {
     settle: sinon.stub(),
     findRequest: sinon.stub(),
   } satisfies IssueLedger;
-  const useCase = new ProcessNextBatch({ queue, ledger, ids: { nonce: () => 'n', batchId: () => 'b-1' } });
+  const useCase = new ProcessNextBatch({
+    queue,
+    ledger,
+    ids: { nonce: () => 'n', batchId: () => 'b-1' },
+  });
   return { queue, ledger, useCase };
 }
 
@@ -67,7 +71,12 @@ describe('processing one batch', () => {
     expect(queue.acknowledge.calledOnceWithExactly(batch, [])).to.equal(true);
     expect(queue.compensate.called).to.equal(false);
     expect(report).to.deep.include({ settlement: 'committed', size: 3, corrections: 0 });
-    expect(report?.outcomes).to.deep.equal({ ISSUED: 2, SOLD_OUT: 1, ALREADY_ISSUED: 0, EVENT_CLOSED: 0 });
+    expect(report?.outcomes).to.deep.equal({
+      ISSUED: 2,
+      SOLD_OUT: 1,
+      ALREADY_ISSUED: 0,
+      EVENT_CLOSED: 0,
+    });
   });
 
   it('when PostgreSQL overrules a decision, then the correction is passed to Redis and counted', async () => {
@@ -78,8 +87,15 @@ describe('processing one batch', () => {
 
     const report = await useCase.execute(7, 100, 1000);
 
-    expect(queue.acknowledge.firstCall.args[1]).to.deep.equal([{ userId: 'u2', from: 'ISSUED', to: 'ALREADY_ISSUED' }]);
-    expect(report?.outcomes).to.deep.equal({ ISSUED: 1, SOLD_OUT: 1, ALREADY_ISSUED: 1, EVENT_CLOSED: 0 });
+    expect(queue.acknowledge.firstCall.args[1]).to.deep.equal([
+      { userId: 'u2', from: 'ISSUED', to: 'ALREADY_ISSUED' },
+    ]);
+    expect(report?.outcomes).to.deep.equal({
+      ISSUED: 1,
+      SOLD_OUT: 1,
+      ALREADY_ISSUED: 1,
+      EVENT_CLOSED: 0,
+    });
   });
 
   it('when the transaction was certainly rolled back, then Redis is compensated without asking PostgreSQL again', async () => {

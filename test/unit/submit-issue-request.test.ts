@@ -7,14 +7,33 @@ import { CouponGateLoader } from '../../src/domain/use-cases/coupon-gate-loader.
 import { SubmitIssueRequest } from '../../src/domain/use-cases/submit-issue-request.js';
 
 function fakes(now = { ms: 1_000 }) {
-  const gate = { accept: sinon.stub(), load: sinon.stub().resolves(), pending: sinon.stub() } satisfies IssueGate;
-  const coupons = { create: sinon.stub(), findById: sinon.stub(), gateState: sinon.stub() } satisfies CouponRepository;
+  const gate = {
+    accept: sinon.stub(),
+    load: sinon.stub().resolves(),
+    pending: sinon.stub(),
+  } satisfies IssueGate;
+  const coupons = {
+    create: sinon.stub(),
+    findById: sinon.stub(),
+    gateState: sinon.stub(),
+  } satisfies CouponRepository;
   const loader = new CouponGateLoader({ coupons, gate, nowMs: () => now.ms });
-  const useCase = new SubmitIssueRequest({ gate, loader, ids: { nonce: () => 'NNNNNNNNNN', batchId: () => 'b' } });
+  const useCase = new SubmitIssueRequest({
+    gate,
+    loader,
+    ids: { nonce: () => 'NNNNNNNNNN', batchId: () => 'b' },
+  });
   return { gate, coupons, useCase, now };
 }
 
-const state = { couponId: 3, totalQuantity: 10, remaining: 10, startsAt: null, endsAt: null, issuedUserIds: [] };
+const state = {
+  couponId: 3,
+  totalQuantity: 10,
+  remaining: 10,
+  startsAt: null,
+  endsAt: null,
+  issuedUserIds: [],
+};
 
 describe('submitting an issue request', () => {
   it('when the gate accepts, then the request id encodes the coupon, arrival and nonce', async () => {
@@ -23,8 +42,17 @@ describe('submitting an issue request', () => {
 
     const submitted = await useCase.execute(3, 'alice');
 
-    expect(submitted).to.include({ couponId: 3, userId: 'alice', status: 'PENDING', created: true });
-    expect(parseRequestId(submitted.requestId)).to.deep.equal({ couponId: 3, arrival: '1763692312345678', nonce: 'NNNNNNNNNN' });
+    expect(submitted).to.include({
+      couponId: 3,
+      userId: 'alice',
+      status: 'PENDING',
+      created: true,
+    });
+    expect(parseRequestId(submitted.requestId)).to.deep.equal({
+      couponId: 3,
+      arrival: '1763692312345678',
+      nonce: 'NNNNNNNNNN',
+    });
   });
 
   it('when the user already waits, then the existing request id is returned, not a new one', async () => {
@@ -63,7 +91,9 @@ describe('submitting an issue request', () => {
 
   it('when many requests find the coupon unloaded at once, then PostgreSQL is read once', async () => {
     const { gate, coupons, useCase } = fakes();
-    gate.accept.callsFake(async () => (gate.load.called ? { kind: 'accepted', arrival: '9', nonce: 'N' } : { kind: 'notLoaded' }));
+    gate.accept.callsFake(async () =>
+      gate.load.called ? { kind: 'accepted', arrival: '9', nonce: 'N' } : { kind: 'notLoaded' },
+    );
     coupons.gateState.callsFake(async () => {
       await new Promise((r) => setTimeout(r, 10));
       return state;

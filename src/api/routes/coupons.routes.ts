@@ -13,19 +13,25 @@ export function couponRoutes(deps: {
 }): Router {
   const router = Router();
 
-  router.post('/coupons', requireAdmin(deps.adminToken), requireJson, deps.jsonBody, async (req, res) => {
-    const body = parse(createCouponBody, req.body, 'body');
-    const coupon = await deps.createCoupon.execute(body);
-    const presented = presentCoupon(coupon);
-    res.status(201).location(`/coupons/${coupon.id}`).json({
-      id: presented.id,
-      name: presented.name,
-      totalQuantity: presented.totalQuantity,
-      startsAt: presented.startsAt,
-      endsAt: presented.endsAt,
-      status: presented.status,
-    });
-  });
+  router.post(
+    '/coupons',
+    requireAdmin(deps.adminToken),
+    requireJson,
+    deps.jsonBody,
+    async (req, res) => {
+      const body = parse(createCouponBody, req.body, 'body');
+      const coupon = await deps.createCoupon.execute(body);
+      const presented = presentCoupon(coupon);
+      res.status(201).location(`/coupons/${coupon.id}`).json({
+        id: presented.id,
+        name: presented.name,
+        totalQuantity: presented.totalQuantity,
+        startsAt: presented.startsAt,
+        endsAt: presented.endsAt,
+        status: presented.status,
+      });
+    },
+  );
 
   router.get('/coupons/:couponId', async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');

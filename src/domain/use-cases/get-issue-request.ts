@@ -23,7 +23,8 @@ export class GetIssueRequest {
       };
     }
     const final = await this.deps.ledger.findRequest(requestId);
-    if (!final) throw new DomainError('REQUEST_NOT_FOUND', `issue request ${requestId} does not exist`);
+    if (!final)
+      throw new DomainError('REQUEST_NOT_FOUND', `issue request ${requestId} does not exist`);
     return final;
   }
 }

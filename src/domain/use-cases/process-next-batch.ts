@@ -83,7 +83,11 @@ export function correctionsFor(
 ): Correction[] {
   const corrections: Correction[] = [];
   for (const item of batch.items) {
-    const requestId = formatRequestId({ couponId: batch.couponId, arrival: item.arrival, nonce: item.nonce });
+    const requestId = formatRequestId({
+      couponId: batch.couponId,
+      arrival: item.arrival,
+      nonce: item.nonce,
+    });
     const final = recorded.get(requestId);
     if (final && final.outcome !== item.outcome) {
       corrections.push({ userId: item.userId, from: item.outcome, to: final.outcome });
@@ -98,7 +102,12 @@ function report(
   corrections: readonly Correction[],
   error?: unknown,
 ): BatchReport {
-  const outcomes: Record<Outcome, number> = { ISSUED: 0, SOLD_OUT: 0, ALREADY_ISSUED: 0, EVENT_CLOSED: 0 };
+  const outcomes: Record<Outcome, number> = {
+    ISSUED: 0,
+    SOLD_OUT: 0,
+    ALREADY_ISSUED: 0,
+    EVENT_CLOSED: 0,
+  };
   const corrected = new Map(corrections.map((c) => [c.userId, c.to]));
   for (const item of batch.items) outcomes[corrected.get(item.userId) ?? item.outcome] += 1;
   return {

@@ -42,4 +42,3 @@ export async function checkPostgres(pool: pg.Pool, url: string): Promise<void> {
     );
   }
 }
-

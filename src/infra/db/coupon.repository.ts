@@ -25,7 +25,9 @@ export class PgCouponRepository implements CouponRepository {
   }
 
   async findById(id: number): Promise<Coupon | null> {
-    const [row] = await postgresCall(() => this.db.select().from(coupons).where(eq(coupons.id, id)));
+    const [row] = await postgresCall(() =>
+      this.db.select().from(coupons).where(eq(coupons.id, id)),
+    );
     return row ? toCoupon(row) : null;
   }
 

@@ -20,9 +20,19 @@ export function isUnavailable(err: unknown): boolean {
   const e = (err ?? {}) as { code?: unknown; message?: unknown; cause?: unknown };
   if (typeof e.code === 'string') {
     if (UNAVAILABLE_SQLSTATE.test(e.code)) return true;
-    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH'].includes(e.code)) return true;
+    if (
+      ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH'].includes(
+        e.code,
+      )
+    )
+      return true;
   }
-  if (typeof e.message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message)) {
+  if (
+    typeof e.message === 'string' &&
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      e.message,
+    )
+  ) {
     return true;
   }
   // drizzle wraps driver errors in a DrizzleQueryError with the original as the cause.

@@ -70,7 +70,12 @@ export class PgIssueLedger implements IssueLedger {
       // Blocks while the batch's own transaction is still open, then loses to it if it committed.
       const fenced = await this.db
         .insert(workerBatches)
-        .values({ batchId: batch.batchId, couponId: batch.couponId, state: 'ABANDONED', size: batch.items.length })
+        .values({
+          batchId: batch.batchId,
+          couponId: batch.couponId,
+          state: 'ABANDONED',
+          size: batch.items.length,
+        })
         .onConflictDoNothing()
         .returning({ batchId: workerBatches.batchId });
       if (fenced.length > 0) return { kind: 'abandoned' };
@@ -99,7 +104,12 @@ export class PgIssueLedger implements IssueLedger {
   private async write(tx: Tx, batch: DecidedBatch): Promise<CommitResult> {
     const claimed = await tx
       .insert(workerBatches)
-      .values({ batchId: batch.batchId, couponId: batch.couponId, state: 'COMMITTED', size: batch.items.length })
+      .values({
+        batchId: batch.batchId,
+        couponId: batch.couponId,
+        state: 'COMMITTED',
+        size: batch.items.length,
+      })
       .onConflictDoNothing()
       .returning({ batchId: workerBatches.batchId });
     // Settled before: a replay of a committed batch, or one that recovery gave up.
@@ -115,16 +125,29 @@ export class PgIssueLedger implements IssueLedger {
 
     const items = batch.items.map((item) => ({
       ...item,
-      requestId: formatRequestId({ couponId: batch.couponId, arrival: item.arrival, nonce: item.nonce }),
+      requestId: formatRequestId({
+        couponId: batch.couponId,
+        arrival: item.arrival,
+        nonce: item.nonce,
+      }),
     }));
     // A request already final (its batch replayed after Redis lost track) keeps its outcome.
-    const alreadyFinal = await this.outcomesOf(tx, items.map((i) => i.requestId));
-    const candidates = items.filter((i) => i.outcome === 'ISSUED' && !alreadyFinal.has(i.requestId));
+    const alreadyFinal = await this.outcomesOf(
+      tx,
+      items.map((i) => i.requestId),
+    );
+    const candidates = items.filter(
+      (i) => i.outcome === 'ISSUED' && !alreadyFinal.has(i.requestId),
+    );
     const holders =
       candidates.length === 0
         ? []
         : await tx
-            .select({ userId: issuedCoupons.userId, requestId: issuedCoupons.requestId, id: issuedCoupons.id })
+            .select({
+              userId: issuedCoupons.userId,
+              requestId: issuedCoupons.requestId,
+              id: issuedCoupons.id,
+            })
             .from(issuedCoupons)
             .where(
               and(
@@ -173,7 +196,9 @@ export class PgIssueLedger implements IssueLedger {
       for (const item of toIssue) {
         const issueId = issueIdOf.get(item.requestId);
         if (issueId === undefined) {
-          throw new Error(`issued_coupons conflict for ${item.requestId} while the coupon row was locked`);
+          throw new Error(
+            `issued_coupons conflict for ${item.requestId} while the coupon row was locked`,
+          );
         }
         outcomes.set(item.requestId, { outcome: 'ISSUED', issueId });
       }

@@ -42,7 +42,10 @@ async function ensureDatabaseExists(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.slice(1));
   target.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: target.toString(), connectionTimeoutMillis: 5_000 });
+  const admin = new pg.Client({
+    connectionString: target.toString(),
+    connectionTimeoutMillis: 5_000,
+  });
   await connectOrExplain(admin, target.toString());
   try {
     await admin.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
@@ -54,7 +57,11 @@ async function ensureDatabaseExists(url: string): Promise<void> {
   }
 }
 
-async function connectOrExplain(client: pg.Client | null, url: string, failure?: unknown): Promise<void> {
+async function connectOrExplain(
+  client: pg.Client | null,
+  url: string,
+  failure?: unknown,
+): Promise<void> {
   try {
     if (failure) throw failure;
     await client?.connect();

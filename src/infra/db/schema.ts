@@ -1,5 +1,14 @@
 import { sql, type InferSelectModel } from 'drizzle-orm';
-import { bigint, check, index, integer, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  check,
+  index,
+  integer,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -17,8 +26,14 @@ export const coupons = pgTable(
   },
   (t) => [
     check('coupons_total_positive', sql`${t.totalQuantity} > 0`),
-    check('coupons_issued_within_total', sql`${t.issuedCount} >= 0 AND ${t.issuedCount} <= ${t.totalQuantity}`),
-    check('coupons_window_ordered', sql`${t.startsAt} IS NULL OR ${t.endsAt} IS NULL OR ${t.startsAt} < ${t.endsAt}`),
+    check(
+      'coupons_issued_within_total',
+      sql`${t.issuedCount} >= 0 AND ${t.issuedCount} <= ${t.totalQuantity}`,
+    ),
+    check(
+      'coupons_window_ordered',
+      sql`${t.startsAt} IS NULL OR ${t.endsAt} IS NULL OR ${t.startsAt} < ${t.endsAt}`,
+    ),
   ],
 );
 

@@ -20,7 +20,11 @@ export class RedisIssueGate implements IssueGate {
   async accept(couponId: number, userId: string, nonce: string): Promise<AcceptResult> {
     const k = this.keys.coupon(couponId);
     const reply = (await redisCall(() =>
-      this.scripts.run('accept', [k.meta, k.issued, k.queue, k.requests, k.inflight], [userId, nonce]),
+      this.scripts.run(
+        'accept',
+        [k.meta, k.issued, k.queue, k.requests, k.inflight],
+        [userId, nonce],
+      ),
     )) as [number, string?, string?];
     switch (reply[0]) {
       case 0:

@@ -49,7 +49,11 @@ export class RedisIssueQueue implements IssueQueue {
     const args: (string | number)[] = [batch.batchId];
     for (const c of corrections) args.push(c.userId, outcomeToCode(c.to));
     const reply = await redisCall(() =>
-      this.scripts.run('ack', [k.meta, k.issued, k.requests, k.inflight, k.batches, k.leases], args),
+      this.scripts.run(
+        'ack',
+        [k.meta, k.issued, k.requests, k.inflight, k.batches, k.leases],
+        args,
+      ),
     );
     return reply === 1;
   }

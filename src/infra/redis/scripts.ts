@@ -39,7 +39,11 @@ export class RedisScripts {
     }
   }
 
-  run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  run(
+    name: ScriptName,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
     const script = this.calls.get(name);
     if (!script) throw new Error(`unknown script ${name}`);
     if (keys.length !== script.numberOfKeys) {
