@@ -22,15 +22,21 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     commandTimeout: options.commandTimeoutMs ?? 1_000,
     retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
   });
+  // The connect promise only says "Connection is closed"; the error event has the cause.
+  let cause: Error | undefined;
+  const onError = options.onError ?? (() => undefined);
   // Without a listener, ioredis prints every reconnect failure; the callers log them, throttled.
-  redis.on('error', options.onError ?? (() => undefined));
+  redis.on('error', (err: Error) => {
+    cause = err;
+    onError(err);
+  });
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     redis.disconnect();
     throw new StartupError(
-      `Redis at ${describeUrl(url)} is unreachable (${(err as Error).message}). ` +
+      `Redis at ${describeUrl(url)} is unreachable (${(cause ?? (err as Error)).message}). ` +
         'Start Redis (for example `redis-server` or `docker compose up -d redis`) or set REDIS_URL.',
     );
   }
