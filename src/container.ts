@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
 import type { IdGenerator, IssueGate, IssueLedger, IssueQueue, Logger } from './domain/ports.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
+import { CloseCoupon } from './domain/use-cases/close-coupon.js';
 import { CouponGateLoader } from './domain/use-cases/coupon-gate-loader.js';
 import { CreateCoupon } from './domain/use-cases/create-coupon.js';
 import { GetCoupon } from './domain/use-cases/get-coupon.js';
@@ -51,6 +52,7 @@ export interface Container {
   readonly api: {
     createCoupon: CreateCoupon;
     getCoupon: GetCoupon;
+    closeCoupon: CloseCoupon;
     submitIssueRequest: SubmitIssueRequest;
     getIssueRequest: GetIssueRequest;
     health: () => Promise<HealthReport>;
@@ -147,6 +149,7 @@ export async function createContainer(
     api: {
       createCoupon: new CreateCoupon({ coupons, gate, logger }),
       getCoupon: new GetCoupon({ coupons }),
+      closeCoupon: new CloseCoupon({ coupons, gate }),
       submitIssueRequest: new SubmitIssueRequest({ gate, loader, ids }),
       getIssueRequest: new GetIssueRequest({ gate, ledger }),
       health,

@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import type { Logger } from '../domain/ports.js';
+import type { CloseCoupon } from '../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../domain/use-cases/create-coupon.js';
 import type { GetCoupon } from '../domain/use-cases/get-coupon.js';
 import type { GetIssueRequest } from '../domain/use-cases/get-issue-request.js';
@@ -16,11 +17,31 @@ export interface HealthReport {
 export interface ApiDeps {
   readonly createCoupon: CreateCoupon;
   readonly getCoupon: GetCoupon;
+  readonly closeCoupon: CloseCoupon;
   readonly submitIssueRequest: SubmitIssueRequest;
   readonly getIssueRequest: GetIssueRequest;
   readonly health: () => Promise<HealthReport>;
   readonly adminToken: string;
   readonly logger: Logger;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * JSON is UTF-8 (RFC 8259 §8.1). Left alone, the decoder turns invalid bytes
+ * into U+FFFD and a name sent as Latin-1 would be stored altered; refuse the
+ * body instead, as INVALID_JSON.
+ */
+function requireWellFormedUtf8(_req: unknown, _res: unknown, buf: Buffer, encoding: string): void {
+  if (encoding.toLowerCase() !== 'utf-8') return;
+  try {
+    utf8.decode(buf);
+  } catch {
+    throw Object.assign(new Error('the body is not valid UTF-8'), {
+      status: 400,
+      type: 'entity.parse.failed',
+    });
+  }
 }
 
 /** Builds the app without listening, so tests can serve it on port 0. */
@@ -31,7 +52,7 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   app.set('query parser', false);
 
-  const jsonBody = express.json({ limit: '16kb', strict: true });
+  const jsonBody = express.json({ limit: '16kb', strict: true, verify: requireWellFormedUtf8 });
 
   app.get('/health', async (_req, res) => {
     const report = await deps.health();
@@ -42,8 +63,12 @@ export function createApp(deps: ApiDeps): Express {
   app.use(issueRequestRoutes({ ...deps, jsonBody }));
 
   app.use((req, res) => {
-    const known = /^\/(coupons(\/[^/]+(\/issue-requests)?)?|issue-requests\/[^/]+|health)\/?$/.test(req.path);
-    if (known) sendProblem(res, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${req.path}`);
+    const known =
+      /^\/(coupons(\/[^/]+(\/(issue-requests|close))?)?|issue-requests\/[^/]+|health)\/?$/.test(
+        req.path,
+      );
+    if (known)
+      sendProblem(res, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${req.path}`);
     else sendProblem(res, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
   });
   app.use(errorHandler(deps.logger));

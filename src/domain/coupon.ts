@@ -1,4 +1,4 @@
-export type CouponStatus = 'SCHEDULED' | 'OPEN' | 'SOLD_OUT' | 'ENDED';
+export type CouponStatus = 'SCHEDULED' | 'OPEN' | 'SOLD_OUT' | 'ENDED' | 'CLOSED';
 
 export interface Coupon {
   readonly id: number;
@@ -7,6 +7,7 @@ export interface Coupon {
   readonly issuedCount: number;
   readonly startsAt: Date | null;
   readonly endsAt: Date | null;
+  readonly closedAt: Date | null;
 }
 
 export interface NewCoupon {
@@ -23,14 +24,16 @@ export interface CouponGateState {
   readonly remaining: number;
   readonly startsAt: Date | null;
   readonly endsAt: Date | null;
+  readonly closed: boolean;
   readonly issuedUserIds: readonly string[];
 }
 
 export const MAX_TOTAL_QUANTITY = 10_000_000;
 
 export function couponStatus(coupon: Coupon, now: Date): CouponStatus {
-  if (coupon.startsAt && now < coupon.startsAt) return 'SCHEDULED';
   if (coupon.issuedCount >= coupon.totalQuantity) return 'SOLD_OUT';
+  if (coupon.closedAt) return 'CLOSED';
+  if (coupon.startsAt && now < coupon.startsAt) return 'SCHEDULED';
   if (coupon.endsAt && now >= coupon.endsAt) return 'ENDED';
   return 'OPEN';
 }

@@ -17,6 +17,8 @@ export interface IssueGate {
   accept(couponId: number, userId: string, nonce: string): Promise<AcceptResult>;
   /** Writes the coupon's gate state unless it is already there. */
   load(state: CouponGateState): Promise<void>;
+  /** Stops admitting requests; the worker rejects those still waiting with EVENT_CLOSED. */
+  close(couponId: number): Promise<void>;
   /** A request still waiting in the queue or in flight, or null. */
   pending(ref: RequestRef): Promise<{ userId: string; queuePosition: number } | null>;
 }
@@ -103,6 +105,8 @@ export interface IssueLedger {
 export interface CouponRepository {
   create(input: NewCoupon): Promise<Coupon>;
   findById(id: number): Promise<Coupon | null>;
+  /** Marks the event closed (idempotent); null when the coupon does not exist. */
+  close(id: number): Promise<Coupon | null>;
   /** Everything needed to rebuild the Redis gate from the database. */
   gateState(id: number): Promise<CouponGateState | null>;
 }

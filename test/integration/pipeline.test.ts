@@ -234,6 +234,66 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
     });
   });
 
+  describe('closing an event', () => {
+    it('when an operator closes an event, then waiting requests are rejected EVENT_CLOSED and new ones are refused', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Closing', totalQuantity: 10 });
+      const waiting = await requestIssue(h.baseUrl, couponId, 'wendy');
+
+      const closed = await http(h.baseUrl, 'POST', `/coupons/${couponId}/close`, { admin: true });
+      const again = await http(h.baseUrl, 'POST', `/coupons/${couponId}/close`, { admin: true });
+      const refused = await requestIssue(h.baseUrl, couponId, 'vince');
+      await drainAll(h.container);
+
+      expect(closed.status).to.equal(200);
+      expect(closed.body).to.include({ id: couponId, status: 'CLOSED', issuedCount: 0 });
+      expect(again.status).to.equal(200);
+      expect([refused.status, refused.body.code]).to.deep.equal([409, 'EVENT_NOT_OPEN']);
+      const final = await http<RequestView>(
+        h.baseUrl,
+        'GET',
+        `/issue-requests/${waiting.body.requestId}`,
+      );
+      expect(final.body).to.include({ status: 'REJECTED', reason: 'EVENT_CLOSED', issueId: null });
+      const state = await couponState(h.container, couponId);
+      expect(state.requestRows).to.deep.equal([
+        {
+          requestId: waiting.body.requestId,
+          userId: 'wendy',
+          status: 'REJECTED',
+          reason: 'EVENT_CLOSED',
+        },
+      ]);
+      expect(state.redisStock).to.equal(10);
+    });
+
+    it('when Redis lost a closed event, then the rebuilt gate is still closed', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Closed for good', totalQuantity: 3 });
+      await http(h.baseUrl, 'POST', `/coupons/${couponId}/close`, { admin: true });
+      await h.container.redis.del(...Object.values(h.container.keys.coupon(couponId)));
+
+      const res = await requestIssue(h.baseUrl, couponId, 'xena');
+
+      expect([res.status, res.body.code]).to.deep.equal([409, 'EVENT_NOT_OPEN']);
+      expect(
+        await h.container.redis.hget(h.container.keys.coupon(couponId).meta, 'closed'),
+      ).to.equal('1');
+    });
+
+    it('when the closer is not an operator or the coupon is unknown, then 401 or 404 and nothing closes', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Still open', totalQuantity: 3 });
+
+      const anonymous = await http(h.baseUrl, 'POST', `/coupons/${couponId}/close`);
+      const unknown = await http(h.baseUrl, 'POST', '/coupons/987654/close', { admin: true });
+
+      expect([anonymous.status, anonymous.body.code]).to.deep.equal([401, 'UNAUTHORIZED']);
+      expect([unknown.status, unknown.body.code]).to.deep.equal([404, 'COUPON_NOT_FOUND']);
+      expect((await http(h.baseUrl, 'GET', `/coupons/${couponId}`)).body.status).to.equal('OPEN');
+      expect(
+        await h.container.redis.hget(h.container.keys.coupon(couponId).meta, 'closed'),
+      ).to.equal('0');
+    });
+  });
+
   describe('the cron-driven worker', () => {
     it('when the worker runs on its schedule, then pending requests become final without any manual drain', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Cron', totalQuantity: 1 });

@@ -10,11 +10,13 @@ function fakes(now = { ms: 1_000 }) {
   const gate = {
     accept: sinon.stub(),
     load: sinon.stub().resolves(),
+    close: sinon.stub().resolves(),
     pending: sinon.stub(),
   } satisfies IssueGate;
   const coupons = {
     create: sinon.stub(),
     findById: sinon.stub(),
+    close: sinon.stub(),
     gateState: sinon.stub(),
   } satisfies CouponRepository;
   const loader = new CouponGateLoader({ coupons, gate, nowMs: () => now.ms });
@@ -32,6 +34,7 @@ const state = {
   remaining: 10,
   startsAt: null,
   endsAt: null,
+  closed: false,
   issuedUserIds: [],
 };
 

@@ -1,4 +1,5 @@
 import express, { Router } from 'express';
+import type { CloseCoupon } from '../../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
 import type { GetCoupon } from '../../domain/use-cases/get-coupon.js';
 import { requireAdmin } from '../admin-auth.js';
@@ -8,6 +9,7 @@ import { couponIdParam, createCouponBody, parse, requireJson } from '../validati
 export function couponRoutes(deps: {
   createCoupon: CreateCoupon;
   getCoupon: GetCoupon;
+  closeCoupon: CloseCoupon;
   adminToken: string;
   jsonBody: ReturnType<typeof express.json>;
 }): Router {
@@ -36,6 +38,11 @@ export function couponRoutes(deps: {
   router.get('/coupons/:couponId', async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
+  });
+
+  router.post('/coupons/:couponId/close', requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
   });
 
   return router;

@@ -32,6 +32,7 @@ export class CreateCoupon {
         remaining: coupon.totalQuantity,
         startsAt: coupon.startsAt,
         endsAt: coupon.endsAt,
+        closed: false,
         issuedUserIds: [],
       });
     } catch (err) {

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Coupon, CouponGateState, NewCoupon } from '../../domain/coupon.js';
 import type { CouponRepository } from '../../domain/ports.js';
 import type { Database } from './client.js';
@@ -31,6 +31,17 @@ export class PgCouponRepository implements CouponRepository {
     return row ? toCoupon(row) : null;
   }
 
+  async close(id: number): Promise<Coupon | null> {
+    const [row] = await postgresCall(() =>
+      this.db
+        .update(coupons)
+        .set({ closedAt: sql`coalesce(${coupons.closedAt}, now())` })
+        .where(eq(coupons.id, id))
+        .returning(),
+    );
+    return row ? toCoupon(row) : null;
+  }
+
   async gateState(id: number): Promise<CouponGateState | null> {
     return postgresCall(() =>
       this.db.transaction(
@@ -47,6 +58,7 @@ export class PgCouponRepository implements CouponRepository {
             remaining: row.totalQuantity - row.issuedCount,
             startsAt: row.startsAt,
             endsAt: row.endsAt,
+            closed: row.closedAt !== null,
             issuedUserIds: issued.map((r) => r.userId),
           };
         },
@@ -65,5 +77,6 @@ function toCoupon(row: CouponRow): Coupon {
     issuedCount: row.issuedCount,
     startsAt: row.startsAt,
     endsAt: row.endsAt,
+    closedAt: row.closedAt,
   };
 }

@@ -22,6 +22,8 @@ export const coupons = pgTable(
     issuedCount: integer('issued_count').notNull().default(0),
     startsAt: timestamptz('starts_at'),
     endsAt: timestamptz('ends_at'),
+    /** Set when an operator closes the event; requests still pending are then rejected EVENT_CLOSED. */
+    closedAt: timestamptz('closed_at'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
   },
   (t) => [

@@ -64,10 +64,16 @@ export class RedisIssueGate implements IssueGate {
           state.remaining,
           state.startsAt?.getTime() ?? '',
           state.endsAt?.getTime() ?? '',
+          state.closed ? 1 : 0,
         ],
       );
       await this.redis.sadd(this.keys.activeCoupons(), state.couponId);
     });
+  }
+
+  async close(couponId: number): Promise<void> {
+    // Written even when the gate is not loaded, so a load racing this close cannot reopen it.
+    await redisCall(() => this.redis.hset(this.keys.coupon(couponId).meta, 'closed', '1'));
   }
 
   async pending(ref: RequestRef): Promise<{ userId: string; queuePosition: number } | null> {

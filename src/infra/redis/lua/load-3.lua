@@ -9,10 +9,13 @@
   ARGV[2] remaining stock
   ARGV[3] startsAt ms or ''
   ARGV[4] endsAt ms or ''
+  ARGV[5] 1 if the event is closed, else 0
 
   Returns 1 when loaded now, 0 when the gate was already there.
+  A meta hash holding only `closed` (a close that came before the load) is not
+  a loaded gate; the close is kept.
 ]]
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then
   redis.call('DEL', KEYS[3])
   return 0
 end
@@ -21,5 +24,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 else
   redis.call('DEL', KEYS[2])
 end
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4], 'closed', '0')
+local closed = ARGV[5]
+if redis.call('HGET', KEYS[1], 'closed') == '1' then closed = '1' end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4], 'closed', closed)
 return 1

@@ -1,0 +1,19 @@
+import type { Coupon } from '../coupon.js';
+import { DomainError } from '../errors.js';
+import type { CouponRepository, IssueGate } from '../ports.js';
+
+/**
+ * Closes an event now: PostgreSQL first (the record), then the Redis gate.
+ * New requests are refused EVENT_NOT_OPEN; requests still waiting are
+ * rejected EVENT_CLOSED by the worker. Closing twice is harmless.
+ */
+export class CloseCoupon {
+  constructor(private readonly deps: { coupons: CouponRepository; gate: IssueGate }) {}
+
+  async execute(couponId: number): Promise<Coupon> {
+    const coupon = await this.deps.coupons.close(couponId);
+    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    await this.deps.gate.close(couponId);
+    return coupon;
+  }
+}
