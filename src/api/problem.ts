@@ -2,7 +2,8 @@ import type { ErrorRequestHandler, Response } from 'express';
 import { DomainError, type ErrorCode, type FieldIssue } from '../domain/errors.js';
 import type { Logger } from '../domain/ports.js';
 
-export type ProblemCode = ErrorCode | 'BAD_REQUEST' | 'METHOD_NOT_ALLOWED' | 'INTERNAL_ERROR';
+export type ProblemCode =
+  ErrorCode | 'BAD_REQUEST' | 'METHOD_NOT_ALLOWED' | 'HEADERS_TOO_LARGE' | 'INTERNAL_ERROR';
 
 /** The only table of HTTP statuses: domain codes never know about HTTP. */
 const STATUS: Record<ProblemCode, number> = {
@@ -19,6 +20,7 @@ const STATUS: Record<ProblemCode, number> = {
   EVENT_NOT_OPEN: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  HEADERS_TOO_LARGE: 431,
   INTERNAL_ERROR: 500,
   DEPENDENCY_UNAVAILABLE: 503,
 };
@@ -37,6 +39,7 @@ const TITLE: Record<ProblemCode, string> = {
   EVENT_NOT_OPEN: 'The event is not open',
   PAYLOAD_TOO_LARGE: 'The body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
+  HEADERS_TOO_LARGE: 'The URL or headers are too large',
   INTERNAL_ERROR: 'Internal error',
   DEPENDENCY_UNAVAILABLE: 'Service temporarily unavailable',
 };
@@ -48,6 +51,33 @@ const BODY_PARSER: Record<string, ProblemCode> = {
   'encoding.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
   'charset.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
 };
+
+function problemBody(code: ProblemCode, detail: string, instance: string | undefined) {
+  return {
+    type: `/problems/${code.toLowerCase().replaceAll('_', '-')}`,
+    title: TITLE[code],
+    status: STATUS[code],
+    code,
+    detail,
+    ...(instance === undefined ? {} : { instance }),
+  };
+}
+
+/**
+ * A complete HTTP/1.1 problem response as bytes, for requests Node rejects
+ * before Express sees them (a URL or headers over the size limit, bytes that
+ * are not HTTP).
+ */
+export function rawProblem(code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE', detail: string): string {
+  const body = JSON.stringify(problemBody(code, detail, undefined));
+  return (
+    `HTTP/1.1 ${STATUS[code]} ${TITLE[code]}\r\n` +
+    'Content-Type: application/problem+json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
 
 export function sendProblem(
   res: Response,
@@ -62,12 +92,7 @@ export function sendProblem(
     .status(status)
     .type('application/problem+json')
     .json({
-      type: `/problems/${code.toLowerCase().replaceAll('_', '-')}`,
-      title: TITLE[code],
-      status,
-      code,
-      detail,
-      instance: res.req.originalUrl,
+      ...problemBody(code, detail, res.req.originalUrl),
       ...(extra.errors ? { errors: extra.errors } : {}),
     });
 }

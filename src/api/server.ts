@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
+import { rawProblem } from './problem.js';
 
 /**
  * Room for a crowd arriving in the same instant: Node's default backlog (511)
@@ -14,6 +16,7 @@ export function listen(app: Express, port: number, host?: string): Promise<Serve
   // Keep-alive longer than common load balancers' idle timeout, so they close first.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  server.on('clientError', answerClientError);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
@@ -21,4 +24,17 @@ export function listen(app: Express, port: number, host?: string): Promise<Serve
       resolve(server);
     });
   });
+}
+
+/** Node's own answer to a request it cannot parse is a bare status line; answer problem+json instead. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? rawProblem('HEADERS_TOO_LARGE', 'the URL and headers must fit in 16 kB')
+      : rawProblem('BAD_REQUEST', 'the request is not valid HTTP'),
+  );
 }

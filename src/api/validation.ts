@@ -49,8 +49,9 @@ export const issueRequestBody = z.strictObject({
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
+  // Fields are named as the client sent them (`endsAt`, `userId`), like the domain's own errors.
   const errors = result.error.issues.map((issue) => ({
-    path: [where, ...issue.path.map(String)].join('.'),
+    path: issue.path.length > 0 ? issue.path.map(String).join('.') : where,
     message: issue.message,
   }));
   throw new DomainError('VALIDATION_FAILED', `invalid ${where}`, { errors });
