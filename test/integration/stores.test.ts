@@ -54,6 +54,19 @@ describe('the stores behind the ports', () => {
       expect((await couponState(h.container, couponId)).redisStock).to.equal(4);
     });
 
+    it('when stock is gone and a queued user is already issued, then the answer is ALREADY_ISSUED, not SOLD_OUT', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Dup at zero', totalQuantity: 5 });
+      await queueUsers(couponId, ['z1', 'z2']);
+      const k = h.container.keys.coupon(couponId);
+      await h.container.redis.hset(k.meta, 'stock', '0');
+      await h.container.redis.sadd(k.issued, 'z1');
+
+      const batch = await h.container.queue.take(couponId, 10, 60_000, 'batch-zero');
+
+      expect(batch?.items.map((i) => i.outcome)).to.deep.equal(['ALREADY_ISSUED', 'SOLD_OUT']);
+      expect((await couponState(h.container, couponId)).redisStock).to.equal(0);
+    });
+
     it('when a batch is compensated, then acknowledging it afterwards changes nothing (and the other way round)', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Once', totalQuantity: 5 });
       await queueUsers(couponId, ['o1', 'o2']);
