@@ -2,24 +2,39 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
-import type { IdGenerator, IssueGate, IssueLedger, IssueQueue, Logger } from './domain/ports.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
+import type {
+  GateMaintenance,
+  IdGenerator,
+  IssueGate,
+  IssueLedger,
+  IssueQueue,
+  Logger,
+} from './domain/ports.js';
+import { BatchSettler } from './domain/use-cases/batch-settler.js';
+import { CheckConsistency } from './domain/use-cases/check-consistency.js';
 import { CloseCoupon } from './domain/use-cases/close-coupon.js';
 import { CouponGateLoader } from './domain/use-cases/coupon-gate-loader.js';
 import { CreateCoupon } from './domain/use-cases/create-coupon.js';
 import { GetCoupon } from './domain/use-cases/get-coupon.js';
 import { GetIssueRequest } from './domain/use-cases/get-issue-request.js';
 import { ProcessNextBatch } from './domain/use-cases/process-next-batch.js';
+import { RecoverExpiredBatches } from './domain/use-cases/recover-expired-batches.js';
+import { RestoreGates } from './domain/use-cases/restore-gates.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
+import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
 import type { Config } from './infra/config.js';
 import { checkPostgres, createDatabase, createPool } from './infra/db/client.js';
 import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
+import { faultPoints } from './infra/fault-points.js';
 import { connectRedis } from './infra/redis/client.js';
+import { RedisGateMaintenance } from './infra/redis/gate-maintenance.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
 import { RedisIssueQueue } from './infra/redis/issue-queue.store.js';
 import { RedisKeys } from './infra/redis/keys.js';
 import { RedisScripts } from './infra/redis/scripts.js';
+import { checkRedisSettings } from './infra/redis/settings-check.js';
 import { DrainWorker } from './scheduler/drain-worker.js';
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -44,15 +59,19 @@ export interface PortOverrides {
 export interface Container {
   readonly config: Config;
   readonly redis: Redis;
+  readonly workerRedis: Redis;
   readonly pool: pg.Pool;
   readonly keys: RedisKeys;
   readonly gate: IssueGate;
   readonly queue: IssueQueue;
   readonly ledger: IssueLedger;
+  readonly maintenance: GateMaintenance;
   readonly api: {
     createCoupon: CreateCoupon;
     getCoupon: GetCoupon;
     closeCoupon: CloseCoupon;
+    syncCoupon: SyncCoupon;
+    checkConsistency: CheckConsistency;
     submitIssueRequest: SubmitIssueRequest;
     getIssueRequest: GetIssueRequest;
     health: () => Promise<HealthReport>;
@@ -60,6 +79,7 @@ export interface Container {
     logger: Logger;
   };
   readonly processNextBatch: ProcessNextBatch;
+  readonly recover: RecoverExpiredBatches;
   readonly worker: DrainWorker;
   close(): Promise<void>;
 }
@@ -72,7 +92,7 @@ export async function createContainer(
 ): Promise<Container> {
   const pool = createPool(config.databaseUrl, {
     applicationName: `coupon-issuance:${config.role}`,
-    onError: (err) => logger.warn('idle PostgreSQL connection failed', { error: err.message }),
+    onError: throttled(logger, 'idle PostgreSQL connection failed'),
   });
   let redis: Redis | undefined;
   let workerRedis: Redis | undefined;
@@ -91,8 +111,10 @@ export async function createContainer(
       commandTimeoutMs: Math.max(5_000, config.redisCommandTimeoutMs),
       onError: onRedisError,
     });
+    await checkRedisSettings(redis, config.redisEvictionCheck, logger);
   } catch (err) {
     redis?.disconnect();
+    workerRedis?.disconnect();
     await pool.end().catch(() => undefined);
     throw err;
   }
@@ -100,20 +122,38 @@ export async function createContainer(
   const keys = new RedisKeys(config.redisKeyPrefix);
   const scripts = new RedisScripts(redis);
   const workerScripts = new RedisScripts(workerRedis);
+  const faults = faultPoints(config.faultPoints, (point, action) =>
+    logger.warn('fault point reached', { point, action: action.kind }),
+  );
 
   const coupons = new PgCouponRepository(db);
   const realGate = new RedisIssueGate(redis, scripts, keys);
   const realQueue = new RedisIssueQueue(workerRedis, workerScripts, keys);
-  const realLedger = new PgIssueLedger(pool, db);
+  const realLedger = new PgIssueLedger(pool, db, faults);
   const gate = overrides.gate?.(realGate) ?? realGate;
   const queue = overrides.queue?.(realQueue) ?? realQueue;
   const ledger = overrides.ledger?.(realLedger) ?? realLedger;
+  const maintenance = new RedisGateMaintenance(workerRedis, workerScripts, keys);
 
   const loader = new CouponGateLoader({ coupons, gate });
-  const processNextBatch = new ProcessNextBatch({ queue, ledger, ids });
+  // Sync and recovery need each other (a batch settled against a rebuilt gate triggers a sync;
+  // a sync settles expired batches first): the late binding breaks the cycle.
+  let recover: RecoverExpiredBatches | undefined;
+  const syncCoupon = new SyncCoupon({
+    coupons,
+    gate,
+    maintenance,
+    recover: () => recover as RecoverExpiredBatches,
+    leaseMs: config.leaseMs,
+  });
+  const settler = new BatchSettler({ queue, onGateRebuilt: (id) => syncCoupon.execute(id) });
+  recover = new RecoverExpiredBatches({ queue, ledger, settler });
+  const processNextBatch = new ProcessNextBatch({ queue, ledger, settler, ids, faults });
   const worker = new DrainWorker({
     queue,
     processNextBatch,
+    recover,
+    restoreGates: new RestoreGates({ coupons, maintenance, loader, logger }),
     logger,
     settings: {
       batchSize: config.batchSize,
@@ -124,6 +164,7 @@ export async function createContainer(
   });
   const connectedRedis = redis;
   const connectedWorkerRedis = workerRedis;
+  const runsWorker = config.role !== 'api';
   const health = async (): Promise<HealthReport> => {
     const [redisOk, postgresOk] = await Promise.all([
       connectedRedis.ping().then(
@@ -135,28 +176,37 @@ export async function createContainer(
         () => false,
       ),
     ]);
-    return { redis: redisOk, postgres: postgresOk };
+    return {
+      redis: redisOk,
+      postgres: postgresOk,
+      ...(runsWorker ? { worker: worker.state() } : {}),
+    };
   };
 
   return {
     config,
     redis,
+    workerRedis,
     pool,
     keys,
     gate,
     queue,
     ledger,
+    maintenance,
     api: {
       createCoupon: new CreateCoupon({ coupons, gate, logger }),
       getCoupon: new GetCoupon({ coupons }),
       closeCoupon: new CloseCoupon({ coupons, gate }),
+      syncCoupon,
+      checkConsistency: new CheckConsistency({ coupons, maintenance }),
       submitIssueRequest: new SubmitIssueRequest({ gate, loader, ids }),
-      getIssueRequest: new GetIssueRequest({ gate, ledger }),
+      getIssueRequest: new GetIssueRequest({ gate, ledger, loader, coupons }),
       health,
       adminToken: config.adminToken,
       logger,
     },
     processNextBatch,
+    recover,
     worker,
     async close() {
       await worker.stop();

@@ -1,10 +1,12 @@
 import express, { type Express } from 'express';
 import type { Logger } from '../domain/ports.js';
+import type { CheckConsistency } from '../domain/use-cases/check-consistency.js';
 import type { CloseCoupon } from '../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../domain/use-cases/create-coupon.js';
 import type { GetCoupon } from '../domain/use-cases/get-coupon.js';
 import type { GetIssueRequest } from '../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-request.js';
+import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
@@ -12,12 +14,16 @@ import { issueRequestRoutes } from './routes/issue-requests.routes.js';
 export interface HealthReport {
   readonly redis: boolean;
   readonly postgres: boolean;
+  /** Present when this process runs the batch worker. */
+  readonly worker?: { state: string; failures: number; lastError?: string };
 }
 
 export interface ApiDeps {
   readonly createCoupon: CreateCoupon;
   readonly getCoupon: GetCoupon;
   readonly closeCoupon: CloseCoupon;
+  readonly syncCoupon: SyncCoupon;
+  readonly checkConsistency: CheckConsistency;
   readonly submitIssueRequest: SubmitIssueRequest;
   readonly getIssueRequest: GetIssueRequest;
   readonly health: () => Promise<HealthReport>;
@@ -56,7 +62,7 @@ export function createApp(deps: ApiDeps): Express {
 
   app.get('/health', async (_req, res) => {
     const report = await deps.health();
-    const ok = report.redis && report.postgres;
+    const ok = report.redis && report.postgres && report.worker?.state !== 'backing-off';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', ...report });
   });
   app.use(couponRoutes({ ...deps, jsonBody }));
@@ -64,7 +70,7 @@ export function createApp(deps: ApiDeps): Express {
 
   app.use((req, res) => {
     const known =
-      /^\/(coupons(\/[^/]+(\/(issue-requests|close))?)?|issue-requests\/[^/]+|health)\/?$/.test(
+      /^\/(coupons(\/[^/]+(\/(issue-requests|close|sync|consistency))?)?|issue-requests\/[^/]+|health)\/?$/.test(
         req.path,
       );
     if (known)

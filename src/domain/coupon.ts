@@ -8,6 +8,7 @@ export interface Coupon {
   readonly startsAt: Date | null;
   readonly endsAt: Date | null;
   readonly closedAt: Date | null;
+  readonly createdAt: Date;
 }
 
 export interface NewCoupon {

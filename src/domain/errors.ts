@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'COUPON_NOT_FOUND'
   | 'REQUEST_NOT_FOUND'
+  | 'REQUEST_LOST'
+  | 'BATCH_IN_FLIGHT'
   | 'ALREADY_ISSUED'
   | 'SOLD_OUT'
   | 'EVENT_NOT_OPEN'

@@ -19,8 +19,43 @@ export interface IssueGate {
   load(state: CouponGateState): Promise<void>;
   /** Stops admitting requests; the worker rejects those still waiting with EVENT_CLOSED. */
   close(couponId: number): Promise<void>;
-  /** A request still waiting in the queue or in flight, or null. */
-  pending(ref: RequestRef): Promise<{ userId: string; queuePosition: number } | null>;
+  /** Whether a request is still waiting in the queue or in flight. */
+  pending(ref: RequestRef): Promise<PendingLookup>;
+}
+
+export type PendingLookup =
+  | { readonly kind: 'waiting'; readonly userId: string; readonly queuePosition: number }
+  /** `since`: when the coupon's gate was loaded (arrival microseconds), null when it is not loaded. */
+  | { readonly kind: 'absent'; readonly since: string | null };
+
+/** What Redis holds for one coupon, for operators comparing it with PostgreSQL. */
+export interface GateSnapshot {
+  readonly totalQuantity: number;
+  readonly stock: number;
+  readonly issuedUserIds: readonly string[];
+  readonly queued: number;
+  readonly waitingRecords: number;
+  readonly inflightBatches: number;
+  readonly expiredLeases: number;
+  /** Users decided ISSUED in batches not yet settled (PostgreSQL may or may not hold them yet). */
+  readonly inflightIssuedUserIds: readonly string[];
+  readonly paused: boolean;
+  readonly closed: boolean;
+}
+
+/** Operator-side access to the gate: inspecting it and rebuilding it from PostgreSQL. */
+export interface GateMaintenance {
+  inspect(couponId: number): Promise<GateSnapshot | null>;
+  /** Stops draining the coupon (taking returns nothing) until replace() or resume(). */
+  pause(couponId: number): Promise<void>;
+  resume(couponId: number): Promise<void>;
+  /** Swaps in PostgreSQL's stock and issued set and resumes draining; false while a batch is in flight. */
+  replace(state: CouponGateState): Promise<boolean>;
+  /**
+   * Notes that this Redis is the one the service has been using. Returns false
+   * when the marker was missing: Redis is new or lost its data.
+   */
+  markPresent(): Promise<boolean>;
 }
 
 export interface BatchItem {
@@ -35,6 +70,8 @@ export interface BatchItem {
 export interface DecidedBatch {
   readonly batchId: string;
   readonly couponId: number;
+  /** The gate load the batch was taken under; a different epoch means Redis lost its data since. */
+  readonly epoch: string;
   readonly decidedAt: Date;
   readonly items: readonly BatchItem[];
 }
@@ -57,11 +94,21 @@ export interface IssueQueue {
     leaseMs: number,
     batchId: string,
   ): Promise<DecidedBatch | null>;
-  /** The database holds the batch: forget it, applying any corrections. False if it was already settled. */
-  acknowledge(batch: DecidedBatch, corrections: readonly Correction[]): Promise<boolean>;
+  /** The database holds the batch: forget it, applying any corrections. */
+  acknowledge(batch: DecidedBatch, corrections: readonly Correction[]): Promise<RedisSettlement>;
   /** The database does not hold the batch: undo its decisions and re-queue it in place. */
-  compensate(batch: DecidedBatch): Promise<boolean>;
+  compensate(batch: DecidedBatch): Promise<RedisSettlement>;
+  /** Batches whose lease expired, leased anew to the caller for settling. */
+  claimExpired(couponId: number, leaseMs: number, limit: number): Promise<DecidedBatch[]>;
 }
+
+/**
+ * - `settled`: done now;
+ * - `alreadySettled`: someone else (a recovering worker) settled it first;
+ * - `gateRebuilt`: Redis lost its data since the batch was taken; the gate
+ *   must be synced from PostgreSQL.
+ */
+export type RedisSettlement = 'settled' | 'alreadySettled' | 'gateRebuilt';
 
 export interface RecordedOutcome {
   readonly outcome: Outcome;
@@ -107,9 +154,27 @@ export interface CouponRepository {
   findById(id: number): Promise<Coupon | null>;
   /** Marks the event closed (idempotent); null when the coupon does not exist. */
   close(id: number): Promise<Coupon | null>;
-  /** Everything needed to rebuild the Redis gate from the database. */
+  /**
+   * Everything needed to rebuild the Redis gate from the database, read after
+   * any batch transaction of the coupon in progress has finished.
+   */
   gateState(id: number): Promise<CouponGateState | null>;
+  /** Coupons that may still take requests (not closed, not sold out, not long ended). */
+  liveCouponIds(): Promise<number[]>;
 }
+
+/**
+ * Named points in a batch's life where tests can make the process die,
+ * freeze or wait. They do nothing unless configured, and cannot be
+ * configured in production.
+ */
+export type FaultPoint = 'after-take' | 'before-commit' | 'after-commit';
+
+export interface FaultPoints {
+  reach(point: FaultPoint): Promise<void>;
+}
+
+export const NO_FAULTS: FaultPoints = { reach: async () => undefined };
 
 export interface IdGenerator {
   nonce(): string;

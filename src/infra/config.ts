@@ -1,5 +1,7 @@
 import cron from 'node-cron';
 import { z } from 'zod';
+import type { FaultPoint } from '../domain/ports.js';
+import { parseFaultPoints, type FaultAction } from './fault-points.js';
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -32,10 +34,26 @@ const schema = z
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
+    /** For fault-injection tests only: refused in production. */
+    FAULT_POINTS: z.string().default(''),
+    /** `refuse` (default in production) or `warn` when Redis may evict keys. */
+    REDIS_EVICTION_CHECK: z.enum(['refuse', 'warn']).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_TOKEN'], message: 'is required in production' });
+    }
+    if (env.FAULT_POINTS) {
+      const parsed = parseFaultPoints(env.FAULT_POINTS);
+      if (typeof parsed === 'string') {
+        ctx.addIssue({ code: 'custom', path: ['FAULT_POINTS'], message: parsed });
+      } else if (env.NODE_ENV === 'production') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['FAULT_POINTS'],
+          message: 'cannot be set in production',
+        });
+      }
     }
   });
 
@@ -57,6 +75,8 @@ export interface Config {
   readonly leaseMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly role: Env['ROLE'];
+  readonly faultPoints: ReadonlyMap<FaultPoint, FaultAction>;
+  readonly redisEvictionCheck: 'refuse' | 'warn';
 }
 
 export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token-change-me';
@@ -99,5 +119,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
+    faultPoints: e.FAULT_POINTS
+      ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
+      : new Map(),
+    redisEvictionCheck: e.REDIS_EVICTION_CHECK ?? (e.NODE_ENV === 'production' ? 'refuse' : 'warn'),
   };
 }

@@ -2,6 +2,8 @@ import cron, { type ScheduledTask } from 'node-cron';
 import { DependencyUnavailableError } from '../domain/errors.js';
 import type { IssueQueue, Logger } from '../domain/ports.js';
 import type { BatchReport, ProcessNextBatch } from '../domain/use-cases/process-next-batch.js';
+import type { RecoverExpiredBatches } from '../domain/use-cases/recover-expired-batches.js';
+import type { RestoreGates } from '../domain/use-cases/restore-gates.js';
 
 export interface DrainSettings {
   readonly batchSize: number;
@@ -9,6 +11,13 @@ export interface DrainSettings {
   readonly batchIntervalMs: number;
   readonly leaseMs: number;
 }
+
+export type WorkerState = 'idle' | 'draining' | 'backing-off' | 'stopped';
+
+const MAINTENANCE_EVERY_MS = 1_000;
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 5_000;
+const FAILURE_LOG_EVERY_MS = 5_000;
 
 /**
  * The batch worker. node-cron wakes it (BATCH_CRON, every second by default);
@@ -18,6 +27,11 @@ export interface DrainSettings {
  * while the loop runs only extends it: ticks never overlap in one process.
  * Several processes may drain at once: each batch is taken atomically in
  * Redis, so no request is decided twice.
+ *
+ * About once a second it also settles batches whose lease expired and checks
+ * that Redis still holds its marker (rebuilding the gates if it lost them).
+ * When Redis or PostgreSQL fails it backs off (250 ms doubling to 5 s) and
+ * logs one line per 5 s at most while the failure lasts, then one when it is over.
  */
 export class DrainWorker {
   private task: ScheduledTask | undefined;
@@ -25,13 +39,23 @@ export class DrainWorker {
   private deadline = 0;
   private stopping = false;
   private wake: (() => void) | undefined;
+  private nextMaintenance = 0;
+  private failures = 0;
+  private retryAt = 0;
+  private failingSince = 0;
+  private lastFailureLog = Number.NEGATIVE_INFINITY;
+  private suppressed = 0;
+  private lastError: string | undefined;
 
   constructor(
     private readonly deps: {
       queue: IssueQueue;
       processNextBatch: ProcessNextBatch;
+      recover: RecoverExpiredBatches;
+      restoreGates: RestoreGates;
       logger: Logger;
       settings: DrainSettings;
+      now?: () => number;
     },
   ) {}
 
@@ -39,9 +63,24 @@ export class DrainWorker {
     this.task = cron.schedule(this.deps.settings.batchCron, () => this.tick(), { name: 'drain' });
   }
 
+  state(): { state: WorkerState; failures: number; lastError?: string } {
+    const state: WorkerState = this.stopping
+      ? 'stopped'
+      : this.failures > 0
+        ? 'backing-off'
+        : this.loop
+          ? 'draining'
+          : 'idle';
+    return {
+      state,
+      failures: this.failures,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
   /** One cron tick: drain until the next tick is due. */
   tick(): Promise<void> {
-    const next = this.task?.getNextRun()?.getTime() ?? Date.now() + 1_000;
+    const next = this.task?.getNextRun()?.getTime() ?? this.now() + 1_000;
     this.deadline = Math.max(this.deadline, next);
     if (!this.loop && !this.stopping) {
       this.loop = this.drainUntilDeadline().finally(() => {
@@ -62,7 +101,7 @@ export class DrainWorker {
   /**
    * Takes one batch from every coupon that has work. Returns how many requests
    * were settled; throws when a store is unavailable or a batch could not be
-   * committed, so the loop backs off until the next tick.
+   * committed, so the loop backs off.
    */
   async drainOnce(): Promise<number> {
     const { batchSize, leaseMs } = this.deps.settings;
@@ -72,30 +111,98 @@ export class DrainWorker {
       const started = performance.now();
       const report = await this.deps.processNextBatch.execute(couponId, batchSize, leaseMs);
       if (!report) continue;
+      if (report.settlement === 'compensated' || report.settlement === 'leased') {
+        throw new BatchNotCommitted(report);
+      }
       this.logBatch(report, performance.now() - started);
-      if (report.settlement !== 'committed') throw new BatchNotCommitted(report);
       settled += report.size;
     }
     return settled;
   }
 
-  private async drainUntilDeadline(): Promise<void> {
-    while (!this.stopping && Date.now() < this.deadline) {
-      let settled: number;
-      try {
-        settled = await this.drainOnce();
-      } catch (err) {
-        if (!(err instanceof BatchNotCommitted)) {
-          const unavailable = err instanceof DependencyUnavailableError;
-          this.deps.logger[unavailable ? 'warn' : 'error']('drain paused until the next tick', {
-            error: unavailable ? err.message : String((err as Error).stack ?? err),
-          });
-        }
-        return;
-      }
-      if (settled === 0)
-        await this.sleep(Math.min(this.deps.settings.batchIntervalMs, this.deadline - Date.now()));
+  /** Restores lost gates and settles expired leases; run by the loop about once a second. */
+  async maintain(): Promise<void> {
+    const restored = await this.deps.restoreGates.execute();
+    if (restored > 0)
+      this.deps.logger.info('coupon gates loaded from PostgreSQL', { coupons: restored });
+    const coupons = await this.deps.queue.activeCoupons();
+    for (const report of await this.deps.recover.execute(coupons, this.deps.settings.leaseMs)) {
+      this.deps.logger.warn('recovered an expired batch', {
+        couponId: report.couponId,
+        batchId: report.batchId,
+        size: report.size,
+        settlement: report.settlement,
+      });
     }
+  }
+
+  private async drainUntilDeadline(): Promise<void> {
+    while (!this.stopping && this.now() < this.deadline) {
+      const now = this.now();
+      if (now < this.retryAt) {
+        await this.sleep(Math.min(this.retryAt, this.deadline) - now);
+        continue;
+      }
+      let settled = 0;
+      try {
+        if (now >= this.nextMaintenance) {
+          this.nextMaintenance = now + MAINTENANCE_EVERY_MS;
+          await this.maintain();
+        }
+        settled = await this.drainOnce();
+        this.recovered();
+      } catch (err) {
+        this.failed(err);
+        continue;
+      }
+      if (settled === 0) {
+        await this.sleep(Math.min(this.deps.settings.batchIntervalMs, this.deadline - this.now()));
+      }
+    }
+  }
+
+  private failed(err: unknown): void {
+    const now = this.now();
+    this.failures += 1;
+    if (this.failures === 1) this.failingSince = now;
+    const backoff = Math.min(BACKOFF_FIRST_MS * 2 ** (this.failures - 1), BACKOFF_MAX_MS);
+    this.retryAt = now + backoff;
+    const expected = err instanceof BatchNotCommitted || err instanceof DependencyUnavailableError;
+    this.lastError = describe(err);
+    if (!expected) {
+      // Not an outage we know: a bug. Always logged, with its stack.
+      this.deps.logger.error('drain failed', {
+        error: String((err as Error).stack ?? err),
+        retryInMs: backoff,
+      });
+      return;
+    }
+    if (now - this.lastFailureLog < FAILURE_LOG_EVERY_MS) {
+      this.suppressed += 1;
+      return;
+    }
+    this.deps.logger.warn('drain backing off', {
+      error: this.lastError,
+      failures: this.failures,
+      suppressed: this.suppressed,
+      retryInMs: backoff,
+      ...(err instanceof BatchNotCommitted ? batchFields(err.report) : {}),
+    });
+    this.lastFailureLog = now;
+    this.suppressed = 0;
+  }
+
+  private recovered(): void {
+    if (this.failures === 0) return;
+    this.deps.logger.info('drain resumed', {
+      failures: this.failures,
+      failingForMs: this.now() - this.failingSince,
+    });
+    this.failures = 0;
+    this.retryAt = 0;
+    this.lastFailureLog = Number.NEGATIVE_INFINITY;
+    this.suppressed = 0;
+    this.lastError = undefined;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -110,28 +217,46 @@ export class DrainWorker {
     });
   }
 
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
   private logBatch(report: BatchReport, durationMs: number): void {
-    const line = {
-      couponId: report.couponId,
-      batchId: report.batchId,
-      size: report.size,
-      issued: report.outcomes.ISSUED,
-      soldOut: report.outcomes.SOLD_OUT,
-      alreadyIssued: report.outcomes.ALREADY_ISSUED,
-      eventClosed: report.outcomes.EVENT_CLOSED,
-      corrections: report.corrections,
-      settlement: report.settlement,
-      durationMs: Math.round(durationMs * 10) / 10,
-    };
-    if (report.settlement === 'committed') {
-      this.deps.logger.info('batch', line);
-    } else {
-      this.deps.logger.warn('batch not committed', { ...line, error: String(report.error) });
-    }
+    const line = { ...batchFields(report), durationMs: Math.round(durationMs * 10) / 10 };
+    if (report.settlement === 'committed') this.deps.logger.info('batch', line);
+    else this.deps.logger.warn('batch lost with Redis data', line);
   }
 }
 
-class BatchNotCommitted extends Error {
+function batchFields(report: BatchReport) {
+  return {
+    couponId: report.couponId,
+    batchId: report.batchId,
+    size: report.size,
+    issued: report.outcomes.ISSUED,
+    soldOut: report.outcomes.SOLD_OUT,
+    alreadyIssued: report.outcomes.ALREADY_ISSUED,
+    eventClosed: report.outcomes.EVENT_CLOSED,
+    corrections: report.corrections,
+    settlement: report.settlement,
+  };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof BatchNotCommitted) {
+    const cause = err.report.error as
+      { message?: string; cause?: { message?: string } } | undefined;
+    const detail = cause?.cause?.message ?? cause?.message;
+    return `batch ${err.report.settlement}${detail ? `: ${detail}` : ''}`;
+  }
+  if (err instanceof DependencyUnavailableError) {
+    const cause = err.cause as { message?: string } | undefined;
+    return `${err.message}${cause?.message ? ` (${cause.message})` : ''}`;
+  }
+  return String((err as Error)?.message ?? err);
+}
+
+export class BatchNotCommitted extends Error {
   constructor(readonly report: BatchReport) {
     super(`batch ${report.batchId} ended ${report.settlement}`);
   }

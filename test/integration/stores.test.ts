@@ -77,10 +77,10 @@ describe('the stores behind the ports', () => {
         'batch-once',
       )) as DecidedBatch;
 
-      expect(await h.container.queue.compensate(batch)).to.equal(true);
+      expect(await h.container.queue.compensate(batch)).to.equal('settled');
       const afterCompensation = await couponState(h.container, couponId);
-      expect(await h.container.queue.acknowledge(batch, [])).to.equal(false);
-      expect(await h.container.queue.compensate(batch)).to.equal(false);
+      expect(await h.container.queue.acknowledge(batch, [])).to.equal('alreadySettled');
+      expect(await h.container.queue.compensate(batch)).to.equal('alreadySettled');
 
       expect(await couponState(h.container, couponId)).to.deep.equal(afterCompensation);
       expect([

@@ -5,7 +5,9 @@ import type {
   BatchReport,
   ProcessNextBatch,
 } from '../../src/domain/use-cases/process-next-batch.js';
-import { DrainWorker } from '../../src/scheduler/drain-worker.js';
+import type { RecoverExpiredBatches } from '../../src/domain/use-cases/recover-expired-batches.js';
+import type { RestoreGates } from '../../src/domain/use-cases/restore-gates.js';
+import { BatchNotCommitted, DrainWorker } from '../../src/scheduler/drain-worker.js';
 
 const report = (settlement: BatchReport['settlement'], size = 10): BatchReport => ({
   couponId: 1,
@@ -22,6 +24,8 @@ function setup(execute: sinon.SinonStub) {
   const worker = new DrainWorker({
     queue,
     processNextBatch: { execute } as unknown as ProcessNextBatch,
+    recover: { execute: sinon.stub().resolves([]) } as unknown as RecoverExpiredBatches,
+    restoreGates: { execute: sinon.stub().resolves(0) } as unknown as RestoreGates,
     logger,
     settings: { batchSize: 10, batchCron: '* * * * * *', batchIntervalMs: 5, leaseMs: 1000 },
   });
@@ -53,9 +57,9 @@ describe('the drain worker', () => {
 
     const error = await worker.drainOnce().catch((e: unknown) => e);
 
-    expect(error).to.be.instanceOf(Error);
+    expect(error).to.be.instanceOf(BatchNotCommitted);
     expect(execute.callCount).to.equal(1);
-    expect(logger.warn.calledWithMatch('batch not committed')).to.equal(true);
+    expect(logger.info.called).to.equal(false);
   });
 
   it('when ticks arrive while a drain is running, then they extend it instead of starting another', async () => {
@@ -94,5 +98,35 @@ describe('the drain worker', () => {
 
     // One pass per coupon every 5 ms over the 1 s tick: far more than one batch per tick.
     expect(execute.callCount).to.be.within(2 * 150, 2 * 201);
+  });
+
+  it('when PostgreSQL stays down for 20 s, then the worker backs off and logs one line per 5 s, then one when it resumes', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let down = true;
+    const execute = sinon.stub().callsFake(async () => (down ? report('compensated') : null));
+    const { worker, logger } = setup(execute);
+
+    // Twenty cron ticks, one per second, while the database is down.
+    for (let second = 0; second < 20; second += 1) {
+      const loop = worker.tick();
+      await clock.tickAsync(1_000);
+      await loop;
+    }
+    const attemptsWhileDown = execute.callCount;
+    const linesWhileDown = logger.warn.getCalls().filter((c) => c.args[0] === 'drain backing off');
+    down = false;
+    // The next try is at most 5 s away.
+    for (let second = 0; second < 6; second += 1) {
+      const loop = worker.tick();
+      await clock.tickAsync(1_000);
+      await loop;
+    }
+
+    // 250, 500, 1000, 2000, 4000, then every 5000 ms: about ten tries in 20 s, not thousands.
+    expect(attemptsWhileDown).to.be.within(6, 12);
+    expect(linesWhileDown.length).to.be.within(3, 5);
+    expect(linesWhileDown[0]?.args[1]).to.include({ failures: 1, settlement: 'compensated' });
+    expect(logger.info.calledWith('drain resumed')).to.equal(true);
+    expect(worker.state().state).to.not.equal('backing-off');
   });
 });

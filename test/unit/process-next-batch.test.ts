@@ -9,11 +9,13 @@ import {
   type RecordedOutcome,
 } from '../../src/domain/ports.js';
 import { formatRequestId } from '../../src/domain/issue-request.js';
+import { BatchSettler } from '../../src/domain/use-cases/batch-settler.js';
 import { ProcessNextBatch } from '../../src/domain/use-cases/process-next-batch.js';
 
 const batch: DecidedBatch = {
   batchId: 'b-1',
   couponId: 7,
+  epoch: 'e1',
   decidedAt: new Date(0),
   items: [
     { userId: 'u1', arrival: '100', nonce: 'AAAAAAAAAA', outcome: 'ISSUED' },
@@ -30,20 +32,24 @@ function fakes() {
   const queue = {
     activeCoupons: sinon.stub().resolves([7]),
     take: sinon.stub().resolves(batch),
-    acknowledge: sinon.stub().resolves(true),
-    compensate: sinon.stub().resolves(true),
+    acknowledge: sinon.stub().resolves('settled'),
+    compensate: sinon.stub().resolves('settled'),
+    claimExpired: sinon.stub().resolves([]),
   } satisfies IssueQueue;
   const ledger = {
     commit: sinon.stub(),
     settle: sinon.stub(),
     findRequest: sinon.stub(),
   } satisfies IssueLedger;
+  const onGateRebuilt = sinon.stub().resolves();
+  const settler = new BatchSettler({ queue, onGateRebuilt });
   const useCase = new ProcessNextBatch({
     queue,
     ledger,
+    settler,
     ids: { nonce: () => 'n', batchId: () => 'b-1' },
   });
-  return { queue, ledger, useCase };
+  return { queue, ledger, useCase, onGateRebuilt };
 }
 
 const recordedAsDecided = new Map<string, RecordedOutcome>([
@@ -161,5 +167,27 @@ describe('processing one batch', () => {
 
     expect((await useCase.execute(7, 100, 1000))?.settlement).to.equal('compensated');
     expect(queue.compensate.calledOnce).to.equal(true);
+  });
+
+  it('when Redis lost its data after the batch was taken and PostgreSQL holds it, then the gate is synced', async () => {
+    const { queue, ledger, useCase, onGateRebuilt } = fakes();
+    ledger.commit.resolves({ kind: 'committed', outcomes: recordedAsDecided });
+    queue.acknowledge.resolves('gateRebuilt');
+
+    const report = await useCase.execute(7, 100, 1000);
+
+    expect(onGateRebuilt.calledOnceWithExactly(7)).to.equal(true);
+    expect(report?.settlement).to.equal('committed');
+  });
+
+  it('when Redis lost its data and PostgreSQL does not hold the batch, then it is reported lost and the gate synced', async () => {
+    const { queue, ledger, useCase, onGateRebuilt } = fakes();
+    ledger.commit.rejects(new BatchNotWrittenError(new Error('down')));
+    queue.compensate.resolves('gateRebuilt');
+
+    const report = await useCase.execute(7, 100, 1000);
+
+    expect(onGateRebuilt.calledOnce).to.equal(true);
+    expect(report?.settlement).to.equal('lost');
   });
 });

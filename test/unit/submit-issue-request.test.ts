@@ -18,6 +18,7 @@ function fakes(now = { ms: 1_000 }) {
     findById: sinon.stub(),
     close: sinon.stub(),
     gateState: sinon.stub(),
+    liveCouponIds: sinon.stub(),
   } satisfies CouponRepository;
   const loader = new CouponGateLoader({ coupons, gate, nowMs: () => now.ms });
   const useCase = new SubmitIssueRequest({

@@ -1,7 +1,9 @@
 import express, { Router } from 'express';
+import type { CheckConsistency } from '../../domain/use-cases/check-consistency.js';
 import type { CloseCoupon } from '../../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
 import type { GetCoupon } from '../../domain/use-cases/get-coupon.js';
+import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
 import { requireAdmin } from '../admin-auth.js';
 import { presentCoupon } from '../presenters.js';
 import { couponIdParam, createCouponBody, parse, requireJson } from '../validation.js';
@@ -10,6 +12,8 @@ export function couponRoutes(deps: {
   createCoupon: CreateCoupon;
   getCoupon: GetCoupon;
   closeCoupon: CloseCoupon;
+  syncCoupon: SyncCoupon;
+  checkConsistency: CheckConsistency;
   adminToken: string;
   jsonBody: ReturnType<typeof express.json>;
 }): Router {
@@ -43,6 +47,16 @@ export function couponRoutes(deps: {
   router.post('/coupons/:couponId/close', requireAdmin(deps.adminToken), async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
+  });
+
+  router.post('/coupons/:couponId/sync', requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(await deps.syncCoupon.execute(couponId));
+  });
+
+  router.get('/coupons/:couponId/consistency', requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(await deps.checkConsistency.execute(couponId));
   });
 
   return router;

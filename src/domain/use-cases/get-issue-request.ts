@@ -1,15 +1,28 @@
 import { DomainError } from '../errors.js';
 import { arrivalToDate, parseRequestId, type IssueRequestView } from '../issue-request.js';
-import type { IssueGate, IssueLedger } from '../ports.js';
+import type { CouponRepository, IssueGate, IssueLedger, PendingLookup } from '../ports.js';
+import type { CouponGateLoader } from './coupon-gate-loader.js';
 
 export class GetIssueRequest {
-  constructor(private readonly deps: { gate: IssueGate; ledger: IssueLedger }) {}
+  constructor(
+    private readonly deps: {
+      gate: IssueGate;
+      ledger: IssueLedger;
+      loader: CouponGateLoader;
+      coupons: CouponRepository;
+    },
+  ) {}
 
-  /** Pending requests are answered from Redis, final ones from PostgreSQL. */
+  /**
+   * Pending requests are answered from Redis, final ones from PostgreSQL. A
+   * request in neither that arrived after the coupon was created but before
+   * its gate was last loaded was waiting in a Redis that lost its data:
+   * REQUEST_LOST, so the client knows to ask again.
+   */
   async execute(requestId: string): Promise<IssueRequestView> {
     const ref = parseRequestId(requestId);
-    const pending = await this.deps.gate.pending(ref);
-    if (pending) {
+    let pending = await this.deps.gate.pending(ref);
+    if (pending.kind === 'waiting') {
       return {
         requestId,
         couponId: ref.couponId,
@@ -23,8 +36,35 @@ export class GetIssueRequest {
       };
     }
     const final = await this.deps.ledger.findRequest(requestId);
-    if (!final)
-      throw new DomainError('REQUEST_NOT_FOUND', `issue request ${requestId} does not exist`);
-    return final;
+    if (final) return final;
+    if (pending.since === null) pending = await this.loadGate(ref.couponId, pending);
+    if (
+      pending.kind === 'absent' &&
+      pending.since !== null &&
+      BigInt(ref.arrival) < BigInt(pending.since) &&
+      (await this.arrivedAfterCreation(ref.couponId, ref.arrival))
+    ) {
+      throw new DomainError(
+        'REQUEST_LOST',
+        `issue request ${requestId} was waiting when Redis lost its data; submit a new request`,
+      );
+    }
+    throw new DomainError('REQUEST_NOT_FOUND', `issue request ${requestId} does not exist`);
+  }
+
+  private async arrivedAfterCreation(couponId: number, arrival: string): Promise<boolean> {
+    const coupon = await this.deps.coupons.findById(couponId);
+    return coupon !== null && BigInt(arrival) >= BigInt(coupon.createdAt.getTime()) * 1000n;
+  }
+
+  /** The gate is not loaded (Redis lost it): load it, so "lost" can be told from "never existed". */
+  private async loadGate(couponId: number, absent: PendingLookup): Promise<PendingLookup> {
+    try {
+      await this.deps.loader.ensureLoaded(couponId);
+    } catch (err) {
+      if (err instanceof DomainError && err.code === 'COUPON_NOT_FOUND') return absent;
+      throw err;
+    }
+    return this.deps.gate.pending({ couponId, arrival: '0', nonce: '' });
   }
 }

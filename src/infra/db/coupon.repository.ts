@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Coupon, CouponGateState, NewCoupon } from '../../domain/coupon.js';
 import type { CouponRepository } from '../../domain/ports.js';
 import type { Database } from './client.js';
@@ -42,11 +42,32 @@ export class PgCouponRepository implements CouponRepository {
     return row ? toCoupon(row) : null;
   }
 
+  async liveCouponIds(): Promise<number[]> {
+    const rows = await postgresCall(() =>
+      this.db
+        .select({ id: coupons.id })
+        .from(coupons)
+        .where(
+          and(
+            isNull(coupons.closedAt),
+            lt(coupons.issuedCount, coupons.totalQuantity),
+            or(
+              isNull(coupons.endsAt),
+              gt(coupons.endsAt, new Date(Date.now() - LIVE_AFTER_END_MS)),
+            ),
+          ),
+        ),
+    );
+    return rows.map((r) => r.id);
+  }
+
   async gateState(id: number): Promise<CouponGateState | null> {
     return postgresCall(() =>
       this.db.transaction(
         async (tx) => {
-          const [row] = await tx.select().from(coupons).where(eq(coupons.id, id));
+          // FOR SHARE waits for a batch transaction holding the row and keeps new ones out
+          // while the issued users are read, so the count and the set agree and are current.
+          const [row] = await tx.select().from(coupons).where(eq(coupons.id, id)).for('share');
           if (!row) return null;
           const issued = await tx
             .select({ userId: issuedCoupons.userId })
@@ -62,12 +83,13 @@ export class PgCouponRepository implements CouponRepository {
             issuedUserIds: issued.map((r) => r.userId),
           };
         },
-        // One snapshot, so the count and the set agree.
-        { isolationLevel: 'repeatable read', accessMode: 'read only' },
+        { isolationLevel: 'read committed' },
       ),
     );
   }
 }
+
+export const LIVE_AFTER_END_MS = 24 * 3_600_000;
 
 function toCoupon(row: CouponRow): Coupon {
   return {
@@ -78,5 +100,6 @@ function toCoupon(row: CouponRow): Coupon {
     startsAt: row.startsAt,
     endsAt: row.endsAt,
     closedAt: row.closedAt,
+    createdAt: row.createdAt,
   };
 }

@@ -11,7 +11,9 @@ import {
 import {
   BatchNotWrittenError,
   BatchOutcomeUnknownError,
+  NO_FAULTS,
   type CommitResult,
+  type FaultPoints,
   type DecidedBatch,
   type IssueLedger,
   type RecordedOutcome,
@@ -27,6 +29,7 @@ export class PgIssueLedger implements IssueLedger {
   constructor(
     private readonly pool: pg.Pool,
     private readonly db: Database,
+    private readonly faults: FaultPoints = NO_FAULTS,
   ) {}
 
   /**
@@ -50,6 +53,7 @@ export class PgIssueLedger implements IssueLedger {
         await client.query('ROLLBACK');
         return result;
       }
+      await this.faults.reach('before-commit');
       committing = true;
       await client.query('COMMIT');
       return result;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { CouponGateState } from '../../domain/coupon.js';
 import type { RequestRef } from '../../domain/issue-request.js';
-import type { AcceptResult, IssueGate } from '../../domain/ports.js';
+import type { AcceptResult, IssueGate, PendingLookup } from '../../domain/ports.js';
 import { redisCall } from './guard.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisScripts } from './scripts.js';
@@ -65,6 +65,7 @@ export class RedisIssueGate implements IssueGate {
           state.startsAt?.getTime() ?? '',
           state.endsAt?.getTime() ?? '',
           state.closed ? 1 : 0,
+          randomBytes(8).toString('hex'),
         ],
       );
       await this.redis.sadd(this.keys.activeCoupons(), state.couponId);
@@ -76,13 +77,13 @@ export class RedisIssueGate implements IssueGate {
     await redisCall(() => this.redis.hset(this.keys.coupon(couponId).meta, 'closed', '1'));
   }
 
-  async pending(ref: RequestRef): Promise<{ userId: string; queuePosition: number } | null> {
+  async pending(ref: RequestRef): Promise<PendingLookup> {
     const k = this.keys.coupon(ref.couponId);
     const reply = (await redisCall(() =>
-      this.scripts.run('status', [k.requests, k.queue], [ref.arrival, ref.nonce]),
-    )) as [string, number] | null;
-    if (!reply) return null;
+      this.scripts.run('status', [k.requests, k.queue, k.meta], [ref.arrival, ref.nonce]),
+    )) as [number, string, number?];
+    if (reply[0] === 0) return { kind: 'absent', since: reply[1] === '' ? null : reply[1] };
     // A request being decided right now is next in line.
-    return { userId: reply[0], queuePosition: Math.max(0, reply[1]) };
+    return { kind: 'waiting', userId: reply[1], queuePosition: Math.max(0, Number(reply[2])) };
   }
 }

@@ -1,5 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { BatchItem, Correction, DecidedBatch, IssueQueue } from '../../domain/ports.js';
+import type {
+  BatchItem,
+  Correction,
+  DecidedBatch,
+  IssueQueue,
+  RedisSettlement,
+} from '../../domain/ports.js';
 import { redisCall } from './guard.js';
 import type { RedisKeys } from './keys.js';
 import { outcomeFromCode, outcomeToCode } from './outcome-codes.js';
@@ -32,21 +38,23 @@ export class RedisIssueQueue implements IssueQueue {
       ),
     )) as (string | number)[] | null;
     if (!reply) return null;
-    const items: BatchItem[] = [];
-    for (let i = 1; i < reply.length; i += 4) {
-      items.push({
-        userId: String(reply[i]),
-        arrival: String(reply[i + 1]),
-        outcome: outcomeFromCode(reply[i + 2]),
-        nonce: String(reply[i + 3]),
-      });
-    }
-    return { batchId, couponId, decidedAt: new Date(Number(reply[0])), items };
+    return parseBatch(couponId, batchId, reply, 0);
   }
 
-  async acknowledge(batch: DecidedBatch, corrections: readonly Correction[]): Promise<boolean> {
+  async claimExpired(couponId: number, leaseMs: number, limit: number): Promise<DecidedBatch[]> {
+    const k = this.keys.coupon(couponId);
+    const reply = (await redisCall(() =>
+      this.scripts.run('claim-expired', [k.leases, k.batches, k.requests], [leaseMs, limit]),
+    )) as (string | number)[][];
+    return reply.map((entry) => parseBatch(couponId, String(entry[0]), entry, 1));
+  }
+
+  async acknowledge(
+    batch: DecidedBatch,
+    corrections: readonly Correction[],
+  ): Promise<RedisSettlement> {
     const k = this.keys.coupon(batch.couponId);
-    const args: (string | number)[] = [batch.batchId];
+    const args: (string | number)[] = [batch.batchId, batch.epoch];
     for (const c of corrections) args.push(c.userId, outcomeToCode(c.to));
     const reply = await redisCall(() =>
       this.scripts.run(
@@ -55,18 +63,50 @@ export class RedisIssueQueue implements IssueQueue {
         args,
       ),
     );
-    return reply === 1;
+    return settlement(reply);
   }
 
-  async compensate(batch: DecidedBatch): Promise<boolean> {
+  async compensate(batch: DecidedBatch): Promise<RedisSettlement> {
     const k = this.keys.coupon(batch.couponId);
     const reply = await redisCall(() =>
       this.scripts.run(
         'compensate',
         [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases],
-        [batch.batchId],
+        [batch.batchId, batch.epoch],
       ),
     );
-    return reply === 1;
+    return settlement(reply);
   }
+}
+
+function settlement(reply: unknown): RedisSettlement {
+  if (reply === 1) return 'settled';
+  if (reply === 0) return 'alreadySettled';
+  if (reply === -1) return 'gateRebuilt';
+  throw new Error(`unexpected settle reply ${JSON.stringify(reply)}`);
+}
+
+/** `{decidedAt, epoch, user, arrival, outcome, nonce, ...}` starting at `offset`. */
+function parseBatch(
+  couponId: number,
+  batchId: string,
+  reply: (string | number)[],
+  offset: number,
+): DecidedBatch {
+  const items: BatchItem[] = [];
+  for (let i = offset + 2; i < reply.length; i += 4) {
+    items.push({
+      userId: String(reply[i]),
+      arrival: String(reply[i + 1]),
+      outcome: outcomeFromCode(reply[i + 2]),
+      nonce: String(reply[i + 3]),
+    });
+  }
+  return {
+    batchId,
+    couponId,
+    epoch: String(reply[offset + 1]),
+    decidedAt: new Date(Number(reply[offset])),
+    items,
+  };
 }

@@ -4,7 +4,7 @@
  * also runs on Redis Cluster.
  */
 export interface CouponKeys {
-  /** HASH total, stock, startsAt, endsAt, closed, clock. */
+  /** HASH total, stock, startsAt, endsAt, closed, paused, clock, epoch, since. */
   readonly meta: string;
   /** SET of user ids issued this coupon. */
   readonly issued: string;
@@ -39,6 +39,14 @@ export class RedisKeys {
   /** A scratch key in the coupon's slot, for building a set before swapping it in. */
   couponScratch(couponId: number, token: string): string {
     return `${this.prefix}coupon:{${couponId}}:scratch:${token}`;
+  }
+
+  /**
+   * Set once by the first process to see this Redis. Its absence tells the
+   * service that Redis is new or lost its data.
+   */
+  marker(): string {
+    return `${this.prefix}marker`;
   }
 
   /** SET of coupon ids the worker drains. */

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { projectRoot } from '../project-root.js';
 
-export type ScriptName = 'accept' | 'take' | 'ack' | 'compensate' | 'status' | 'load';
+export type ScriptName =
+  'accept' | 'take' | 'ack' | 'compensate' | 'status' | 'load' | 'claim-expired' | 'sync';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
@@ -13,7 +14,7 @@ const LUA_DIR = join(projectRoot(), 'src', 'infra', 'redis', 'lua');
 const definitions = readdirSync(LUA_DIR)
   .filter((file) => file.endsWith('.lua'))
   .map((file) => {
-    const match = /^([a-z]+)-(\d+)\.lua$/.exec(file);
+    const match = /^([a-z][a-z-]*)-(\d+)\.lua$/.exec(file);
     if (!match) throw new Error(`Lua script ${file} is not named <name>-<numberOfKeys>.lua`);
     return {
       name: match[1] as ScriptName,
@@ -31,7 +32,7 @@ export class RedisScripts {
 
   constructor(redis: Redis) {
     for (const def of definitions) {
-      const command = `cfs_${def.name}`;
+      const command = `cfs_${def.name.replaceAll('-', '_')}`;
       redis.defineCommand(command, { numberOfKeys: def.numberOfKeys, lua: def.lua });
       const call = (redis as unknown as Record<string, ScriptCall>)[command];
       if (!call) throw new Error(`script ${def.name} was not registered`);

@@ -10,18 +10,24 @@
   KEYS[6] leases    ZSET  batch id -> lease expiry
 
   ARGV[1]   batch id
-  ARGV[2..] pairs of (user id, recorded outcome code) where PostgreSQL
+  ARGV[2]   the gate epoch the batch was taken under
+  ARGV[3..] pairs of (user id, recorded outcome code) where PostgreSQL
             recorded another outcome than Redis decided:
             ISSUED -> ALREADY_ISSUED: another request holds the coupon; give the stock back
             ISSUED -> SOLD_OUT: PostgreSQL had no stock left; Redis's stock was wrong
 
-  Returns 1 when the batch was settled now, 0 when it was already settled.
+  Returns 1 when the batch was settled now, 0 when it was already settled,
+  -1 when the gate was rebuilt since the batch was taken (Redis lost its
+  data): the batch is gone and the gate must be synced from PostgreSQL.
 ]]
 local raw = redis.call('HGET', KEYS[5], ARGV[1])
-if not raw then return 0 end
+if not raw then
+  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return -1 end
+  return 0
+end
 local batch = cjson.decode(raw)
 local corrected = {}
-for i = 2, #ARGV, 2 do corrected[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 3, #ARGV, 2 do corrected[ARGV[i]] = tonumber(ARGV[i + 1]) end
 
 local returned = 0
 local soldOut = false

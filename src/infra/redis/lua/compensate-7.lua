@@ -12,11 +12,17 @@
   KEYS[7] leases    ZSET  batch id -> lease expiry
 
   ARGV[1] batch id
+  ARGV[2] the gate epoch the batch was taken under
 
-  Returns 1 when the batch was compensated now, 0 when it was already settled.
+  Returns 1 when the batch was compensated now, 0 when it was already settled,
+  -1 when the gate was rebuilt since the batch was taken (Redis lost its data,
+  and the batch's requests with it).
 ]]
 local raw = redis.call('HGET', KEYS[6], ARGV[1])
-if not raw then return 0 end
+if not raw then
+  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return -1 end
+  return 0
+end
 local items = cjson.decode(raw).i
 local restored = 0
 for i = 1, #items, 3 do

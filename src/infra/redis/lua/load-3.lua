@@ -1,7 +1,7 @@
 --[[
   Writes a coupon's gate state, unless it is already there.
 
-  KEYS[1] meta      HASH  total, stock, startsAt, endsAt, closed
+  KEYS[1] meta      HASH  total, stock, startsAt, endsAt, closed, epoch, since
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] scratch   SET   the issued users from PostgreSQL, built beforehand (may not exist)
 
@@ -10,10 +10,14 @@
   ARGV[3] startsAt ms or ''
   ARGV[4] endsAt ms or ''
   ARGV[5] 1 if the event is closed, else 0
+  ARGV[6] epoch: a fresh random id naming this load of the gate
 
   Returns 1 when loaded now, 0 when the gate was already there.
+
   A meta hash holding only `closed` (a close that came before the load) is not
-  a loaded gate; the close is kept.
+  a loaded gate; the close is kept. `since` is the Redis time (microseconds)
+  of the load: a request that arrived before it and is neither in Redis nor in
+  PostgreSQL was lost with an earlier Redis.
 ]]
 if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then
   redis.call('DEL', KEYS[3])
@@ -26,5 +30,8 @@ else
 end
 local closed = ARGV[5]
 if redis.call('HGET', KEYS[1], 'closed') == '1' then closed = '1' end
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4], 'closed', closed)
+local time = redis.call('TIME')
+local since = string.format('%.0f', tonumber(time[1]) * 1000000 + tonumber(time[2]))
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
+  'closed', closed, 'epoch', ARGV[6], 'since', since, 'paused', '0')
 return 1

@@ -3,12 +3,12 @@
   one, atomically; records the decided batch under a lease so that a crash
   before its outcomes reach PostgreSQL loses nothing.
 
-  KEYS[1] meta      HASH  stock, closed
+  KEYS[1] meta      HASH  stock, closed, paused, epoch
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] queue     ZSET  user id -> arrival score
   KEYS[4] requests  HASH  arrival score -> "<userId>|<nonce>"
   KEYS[5] inflight  HASH  user id -> arrival score
-  KEYS[6] batches   HASH  batch id -> JSON {d = decidedAt ms, i = {user, arrival, outcome, ...}}
+  KEYS[6] batches   HASH  batch id -> JSON {d = decidedAt ms, e = epoch, i = {user, arrival, outcome, ...}}
   KEYS[7] leases    ZSET  batch id -> lease expiry (ms)
 
   ARGV[1] batch size N
@@ -16,11 +16,12 @@
   ARGV[3] batch id
 
   Outcome codes: 1 ISSUED, 2 SOLD_OUT, 3 ALREADY_ISSUED, 4 EVENT_CLOSED.
-  Returns nil when the queue is empty (or the coupon is not loaded), else
-    {decidedAt ms, user, arrival, outcome, nonce, user, arrival, outcome, nonce, ...}
+  Returns nil when the queue is empty, the coupon is not loaded or its
+  draining is paused (an operator sync is rebuilding it), else
+    {decidedAt ms, epoch, user, arrival, outcome, nonce, user, arrival, outcome, nonce, ...}
 ]]
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed')
-if not meta[1] then return nil end
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed', 'paused', 'epoch')
+if not meta[1] or meta[3] == '1' then return nil end
 local popped = redis.call('ZPOPMIN', KEYS[3], tonumber(ARGV[1]))
 if #popped == 0 then return nil end
 
@@ -30,7 +31,8 @@ local time = redis.call('TIME')
 local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 local record = {}
-local reply = {nowMs}
+local epoch = meta[4] or ''
+local reply = {nowMs, epoch}
 for i = 1, #popped, 2 do
   local user, arrival = popped[i], popped[i + 1]
   local outcome
@@ -59,6 +61,6 @@ for i = 1, #popped, 2 do
 end
 
 redis.call('HSET', KEYS[1], 'stock', stock)
-redis.call('HSET', KEYS[6], ARGV[3], cjson.encode({d = nowMs, i = record}))
+redis.call('HSET', KEYS[6], ARGV[3], cjson.encode({d = nowMs, e = epoch, i = record}))
 redis.call('ZADD', KEYS[7], nowMs + tonumber(ARGV[2]), ARGV[3])
 return reply

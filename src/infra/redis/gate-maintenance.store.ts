@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { CouponGateState } from '../../domain/coupon.js';
+import type { GateMaintenance, GateSnapshot } from '../../domain/ports.js';
+import { redisCall } from './guard.js';
+import type { RedisKeys } from './keys.js';
+import type { RedisScripts } from './scripts.js';
+
+const CHUNK = 10_000;
+const SCRATCH_TTL_MS = 60_000;
+const ISSUED_CODE = 1;
+
+export class RedisGateMaintenance implements GateMaintenance {
+  private readonly marker = randomBytes(8).toString('hex');
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly scripts: RedisScripts,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async inspect(couponId: number): Promise<GateSnapshot | null> {
+    const k = this.keys.coupon(couponId);
+    return redisCall(async () => {
+      const [meta, issued, queued, waiting, batches, expired] = await Promise.all([
+        this.redis.hgetall(k.meta),
+        this.redis.smembers(k.issued),
+        this.redis.zcard(k.queue),
+        this.redis.hlen(k.requests),
+        this.redis.hgetall(k.batches),
+        this.redis
+          .time()
+          .then(([s, us]) =>
+            this.redis.zcount(k.leases, '-inf', Number(s) * 1000 + Math.floor(Number(us) / 1000)),
+          ),
+      ]);
+      if (meta.stock === undefined) return null;
+      const inflightIssued: string[] = [];
+      for (const raw of Object.values(batches)) {
+        const items = (JSON.parse(raw) as { i: (string | number)[] }).i;
+        for (let i = 0; i < items.length; i += 3) {
+          if (Number(items[i + 2]) === ISSUED_CODE) inflightIssued.push(String(items[i]));
+        }
+      }
+      return {
+        totalQuantity: Number(meta.total),
+        stock: Number(meta.stock),
+        issuedUserIds: issued,
+        queued,
+        waitingRecords: waiting,
+        inflightBatches: Object.keys(batches).length,
+        expiredLeases: expired,
+        inflightIssuedUserIds: inflightIssued,
+        paused: meta.paused === '1',
+        closed: meta.closed === '1',
+      };
+    });
+  }
+
+  async pause(couponId: number): Promise<void> {
+    await redisCall(() => this.redis.hset(this.keys.coupon(couponId).meta, 'paused', '1'));
+  }
+
+  async resume(couponId: number): Promise<void> {
+    await redisCall(() => this.redis.hset(this.keys.coupon(couponId).meta, 'paused', '0'));
+  }
+
+  async replace(state: CouponGateState): Promise<boolean> {
+    const k = this.keys.coupon(state.couponId);
+    const scratch = this.keys.couponScratch(state.couponId, randomBytes(6).toString('hex'));
+    return redisCall(async () => {
+      for (let i = 0; i < state.issuedUserIds.length; i += CHUNK) {
+        await this.redis
+          .pipeline()
+          .sadd(scratch, ...state.issuedUserIds.slice(i, i + CHUNK))
+          .pexpire(scratch, SCRATCH_TTL_MS)
+          .exec();
+      }
+      const reply = (await this.scripts.run(
+        'sync',
+        [k.meta, k.issued, scratch, k.leases],
+        [state.totalQuantity, state.remaining, state.closed ? 1 : 0],
+      )) as [number, string?];
+      return reply[0] === 1;
+    });
+  }
+
+  async markPresent(): Promise<boolean> {
+    const set = await redisCall(() => this.redis.set(this.keys.marker(), this.marker, 'NX'));
+    return set === null;
+  }
+}

@@ -1,0 +1,30 @@
+--[[
+  Replaces a coupon's stock and issued set with what PostgreSQL holds, while
+  its draining is paused and no batch is in flight; then resumes draining.
+  The queue and the waiting requests are kept.
+
+  KEYS[1] meta      HASH  total, stock, paused, ...
+  KEYS[2] issued    SET   user ids already issued
+  KEYS[3] scratch   SET   the issued users from PostgreSQL (may not exist: nobody issued)
+  KEYS[4] leases    ZSET  batch id -> lease expiry
+
+  ARGV[1] total quantity
+  ARGV[2] remaining stock per PostgreSQL
+  ARGV[3] 1 if the event is closed, else 0
+
+  Returns {1, stock before} when applied, {0} when a batch is in flight
+  (the caller settles it and tries again).
+]]
+if redis.call('ZCARD', KEYS[4]) > 0 then
+  redis.call('DEL', KEYS[3])
+  return {0}
+end
+local before = redis.call('HGET', KEYS[1], 'stock') or ''
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'paused', '0')
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'closed', '1') end
+return {1, before}
