@@ -137,17 +137,16 @@ export async function createContainer(
 
   const loader = new CouponGateLoader({ coupons, gate });
   // Sync and recovery need each other (a batch settled against a rebuilt gate triggers a sync;
-  // a sync settles expired batches first): the late binding breaks the cycle.
-  let recover: RecoverExpiredBatches | undefined;
+  // a sync settles expired batches first): the settler reaches the sync through a closure.
+  const settler = new BatchSettler({ queue, onGateRebuilt: (id) => syncCoupon.execute(id) });
+  const recover = new RecoverExpiredBatches({ queue, ledger, settler });
   const syncCoupon = new SyncCoupon({
     coupons,
     gate,
     maintenance,
-    recover: () => recover as RecoverExpiredBatches,
+    recover,
     leaseMs: config.leaseMs,
   });
-  const settler = new BatchSettler({ queue, onGateRebuilt: (id) => syncCoupon.execute(id) });
-  recover = new RecoverExpiredBatches({ queue, ledger, settler });
   const processNextBatch = new ProcessNextBatch({ queue, ledger, settler, ids, faults });
   const worker = new DrainWorker({
     queue,

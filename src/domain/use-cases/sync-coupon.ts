@@ -29,7 +29,7 @@ export class SyncCoupon {
       coupons: CouponRepository;
       gate: IssueGate;
       maintenance: GateMaintenance;
-      recover: () => RecoverExpiredBatches;
+      recover: RecoverExpiredBatches;
       leaseMs: number;
       nowMs?: () => number;
     },
@@ -68,7 +68,7 @@ export class SyncCoupon {
             throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
           if (await this.deps.maintenance.replace(state)) break;
         } else if (current && current.expiredLeases > 0) {
-          await this.deps.recover().execute([couponId], this.deps.leaseMs);
+          await this.deps.recover.execute([couponId], this.deps.leaseMs);
         }
         if (now() > deadline) {
           throw new DomainError(
