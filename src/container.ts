@@ -138,8 +138,11 @@ export async function createContainer(
   const loader = new CouponGateLoader({ coupons, gate });
   // Sync and recovery need each other (a batch settled against a rebuilt gate triggers a sync;
   // a sync settles expired batches first): the settler reaches the sync through a closure.
-  const settler = new BatchSettler({ queue, onGateRebuilt: (id) => syncCoupon.execute(id) });
-  const recover = new RecoverExpiredBatches({ queue, ledger, settler });
+  const settler: BatchSettler = new BatchSettler({
+    queue,
+    onGateRebuilt: (id: number): Promise<unknown> => syncCoupon.execute(id),
+  });
+  const recover: RecoverExpiredBatches = new RecoverExpiredBatches({ queue, ledger, settler });
   const syncCoupon = new SyncCoupon({
     coupons,
     gate,
