@@ -40,6 +40,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const databaseUrl = options.databaseUrl ?? withDatabase(baseDatabaseUrl, `coupons_test_${token}`);
   const prefix = options.prefix ?? `test:${token}:`;
   const ownsDatabase = options.databaseUrl === undefined;
+  // A harness sharing another's key space leaves the keys to their owner.
+  const ownsKeys = options.prefix === undefined;
   if (ownsDatabase) await migrateDatabase(databaseUrl);
 
   const config = loadConfig({
@@ -79,7 +81,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         server.close(resolve);
         server.closeAllConnections();
       });
-      await deleteKeys(container, prefix);
+      if (ownsKeys) await deleteKeys(container, prefix);
       await container.close();
       if (ownsDatabase) await dropDatabase(databaseUrl);
     },
