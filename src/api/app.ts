@@ -57,6 +57,8 @@ export function createApp(deps: ApiDeps): Express {
   app.set('etag', false);
   app.disable('x-powered-by');
   app.set('query parser', false);
+  // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
+  app.set('case sensitive routing', true);
 
   const jsonBody = express.json({ limit: '16kb', strict: true, verify: requireWellFormedUtf8 });
 

@@ -525,28 +525,28 @@ function contentTypeCases(
 }
 
 const T = ADMIN_TOKEN;
-const authCases: Case[] = (
-  [
-    ['no authorization header', undefined],
-    ['an empty authorization header', ''],
-    ['"Bearer" and no token', 'Bearer'],
-    ['"Bearer " and no token', 'Bearer '],
-    ['a lowercase "bearer" scheme', `bearer ${T}`],
-    ['an uppercase "BEARER" scheme', `BEARER ${T}`],
-    ['Basic credentials', `Basic ${Buffer.from(`admin:${T}`).toString('base64')}`],
-    ['the token under Basic', `Basic ${T}`],
-    ['the token without a scheme', T],
-    ['the token under another scheme', `Token ${T}`],
-    ['a wrong token', 'Bearer not-the-admin-token'],
-    ['the token with a suffix', `Bearer ${T}x`],
-    ['the token missing its last character', `Bearer ${T.slice(0, -1)}`],
-    ['the token in upper case', `Bearer ${T.toUpperCase()}`],
-    ['two spaces before the token', `Bearer  ${T}`],
-    ['the token twice', `Bearer ${T} ${T}`],
-    ['the token in quotes', `Bearer "${T}"`],
-    ['a 4000-character token', `Bearer ${'x'.repeat(4000)}`],
-  ] as [string, string | undefined][]
-).map(([when, authorization]) => ({
+/** Every wrong way to present the operator token the table tries, on every operator route. */
+const AUTH_VARIANTS: readonly (readonly [string, string | undefined])[] = [
+  ['no authorization header', undefined],
+  ['an empty authorization header', ''],
+  ['"Bearer" and no token', 'Bearer'],
+  ['"Bearer " and no token', 'Bearer '],
+  ['a lowercase "bearer" scheme', `bearer ${T}`],
+  ['an uppercase "BEARER" scheme', `BEARER ${T}`],
+  ['Basic credentials', `Basic ${Buffer.from(`admin:${T}`).toString('base64')}`],
+  ['the token under Basic', `Basic ${T}`],
+  ['the token without a scheme', T],
+  ['the token under another scheme', `Token ${T}`],
+  ['a wrong token', 'Bearer not-the-admin-token'],
+  ['the token with a suffix', `Bearer ${T}x`],
+  ['the token missing its last character', `Bearer ${T.slice(0, -1)}`],
+  ['the token in upper case', `Bearer ${T.toUpperCase()}`],
+  ['two spaces before the token', `Bearer  ${T}`],
+  ['the token twice', `Bearer ${T} ${T}`],
+  ['the token in quotes', `Bearer "${T}"`],
+  ['a 4000-character token', `Bearer ${'x'.repeat(4000)}`],
+];
+const authCases: Case[] = AUTH_VARIANTS.map(([when, authorization]) => ({
   when: `POST /coupons is sent with ${when}`,
   method: 'POST',
   path: CREATE_PATH,
@@ -869,7 +869,15 @@ const methodCases: Case[] = [
   ...['GET', 'PUT', 'DELETE', 'PATCH'].map(
     (method) => ['/coupons/{coupon}/close', method] as const,
   ),
+  ...['GET', 'PUT', 'DELETE', 'PATCH'].map((method) => ['/coupons/{coupon}/sync', method] as const),
+  ...['POST', 'PUT', 'DELETE', 'PATCH'].map(
+    (method) => ['/coupons/{coupon}/consistency', method] as const,
+  ),
   ['/coupons/abc', 'DELETE'] as const,
+  ['/coupons/abc/sync', 'GET'] as const,
+  ['/coupons/999999999999999/sync', 'PUT'] as const,
+  ['/coupons/abc/consistency', 'POST'] as const,
+  ['/coupons/999999999999999/consistency', 'DELETE'] as const,
 ].map(([path, method]) => ({
   when: `${method} ${path} is sent (by an operator, with a valid body)`,
   method,
@@ -887,6 +895,12 @@ const unknownRouteCases: Case[] = [
   ['GET', '/coupons/{coupon}/issue-requests/1'],
   ['GET', '/coupons/{coupon}/x'],
   ['POST', '/coupons//issue-requests'],
+  ['POST', '/coupons//sync'],
+  ['GET', '/coupons//consistency'],
+  ['POST', '/coupons/{coupon}/sync/x'],
+  ['GET', '/coupons/{coupon}/consistency/x'],
+  ['POST', '/coupons/{coupon}/close/sync'],
+  ['POST', '/sync'],
   ['GET', '/issue-requests'],
   ['POST', '/issue-requests'],
   ['GET', '/issue-requests/{issued}/status'],
@@ -956,6 +970,136 @@ const closeCases: Case[] = [
   },
 ];
 
+/**
+ * POST /coupons/:couponId/sync and GET /coupons/:couponId/consistency (operator)
+ * came later still; neither reads a body. A sync that got through would rebuild
+ * the coupon's Redis gate, so only refusals are sent to it. A consistency check
+ * only reads, but is held to refusals like everything else here.
+ */
+function operatorRouteCases(method: 'POST' | 'GET', action: 'sync' | 'consistency'): Case[] {
+  const label = `${method} /coupons/:id/${action}`;
+  const at = (id: string) => `/coupons/${id}/${action}`;
+  return [
+    // every wrong way to present the token, against the real coupon
+    ...AUTH_VARIANTS.map(([when, authorization]) => ({
+      when: `${label} is sent with ${when}`,
+      method,
+      path: at('{coupon}'),
+      headers: mergeHeaders({ authorization: authorization ?? null }),
+      ...UNAUTHORIZED,
+    })),
+    // the token is checked before the id
+    ...(
+      [
+        ['a malformed id', at('abc')],
+        ['the id 0', at('0')],
+        ['an unknown well-formed id', at('999999999999999')],
+        ['the real coupon, with a trailing slash', `${at('{coupon}')}/`],
+      ] as const
+    ).map(([what, path]) => ({
+      when: `${label} is sent without a token for ${what}`,
+      method,
+      path,
+      ...UNAUTHORIZED,
+    })),
+    ...MALFORMED_COUPON_IDS.map((id) => ({
+      when: `${method} ${at(show(id))}`,
+      method,
+      path: at(id),
+      headers: ADMIN,
+      ...VALIDATION('couponId'),
+    })),
+    ...UNDECODABLE_SEGMENTS.map((id) => ({
+      when: `${method} ${at(id)} (undecodable)`,
+      method,
+      path: at(id),
+      headers: ADMIN,
+      ...BAD_REQUEST,
+    })),
+    ...['999999999999999', '100000'].map((id) => ({
+      when: `${method} ${at(id)} (well-formed, unknown)`,
+      method,
+      path: at(id),
+      headers: ADMIN,
+      ...COUPON_NOT_FOUND,
+    })),
+  ];
+}
+
+/** A sync refused for its credentials is refused whatever body comes with it. */
+const syncBodyCases: Case[] = [
+  ...(
+    [
+      ['without a token', null],
+      ['with a wrong token', 'Bearer not-the-admin-token'],
+    ] as const
+  ).flatMap(([who, authorization]) => [
+    ...contentTypeCases(
+      (when, body, _expected, headers) => ({
+        when: `POST /coupons/:id/sync is sent ${who} and a body ${when}`,
+        method: 'POST',
+        path: '/coupons/{coupon}/sync',
+        headers: mergeHeaders(JSON_TYPE, headers, { authorization }),
+        body,
+        ...UNAUTHORIZED,
+      }),
+      VALID_COUPON_TEXT,
+      'name=Spring+sale&totalQuantity=100',
+    ),
+    ...(
+      [
+        ['malformed JSON', '{'],
+        ['an empty JSON object', '{}'],
+        ['a body over 16kb', VALID_COUPON_TEXT + ' '.repeat(OVER_LIMIT)],
+        ['a body 9000 arrays deep', nested(9000)],
+        ['bytes that are not UTF-8', utf8Bytes('{"name":"Caf', [0xe9], '"}')],
+      ] as const
+    ).map(([what, body]) => ({
+      when: `POST /coupons/:id/sync is sent ${who} and ${what} as JSON`,
+      method: 'POST',
+      path: '/coupons/{coupon}/sync',
+      headers: mergeHeaders(JSON_TYPE, { authorization }),
+      body,
+      ...UNAUTHORIZED,
+    })),
+  ]),
+  // with the token, the id decides; the body is not read at all
+  ...(
+    [
+      ['abc', 'text/plain', 'carol', VALIDATION('couponId')],
+      ['0', 'application/json', '{', VALIDATION('couponId')],
+      ['%zz', 'application/xml', '<sync/>', BAD_REQUEST],
+      ['999999999999999', 'application/json', VALID_COUPON_TEXT, COUPON_NOT_FOUND],
+      ['999999999999999', 'text/plain', 'x'.repeat(OVER_LIMIT), COUPON_NOT_FOUND],
+    ] as const
+  ).map(([id, type, body, expected]) => ({
+    when: `POST /coupons/${id}/sync is sent by an operator with a ${type} body of ${body.length} characters`,
+    method: 'POST',
+    path: `/coupons/${id}/sync`,
+    headers: { ...ADMIN, 'content-type': type },
+    body,
+    ...expected,
+  })),
+];
+
+/** Paths one step away from the new routes. */
+const operatorNearMissCases: Case[] = [
+  {
+    when: 'POST /coupons/sync is sent by an operator (no id: a POST to a coupon)',
+    method: 'POST',
+    path: '/coupons/sync',
+    headers: ADMIN,
+    ...METHOD_NOT_ALLOWED,
+  },
+  {
+    when: 'GET /coupons/consistency is sent by an operator (no id: "consistency" read as the id)',
+    method: 'GET',
+    path: '/coupons/consistency',
+    headers: ADMIN,
+    ...VALIDATION('couponId'),
+  },
+];
+
 const TABLE: readonly (readonly [string, readonly Case[]])[] = [
   ['POST /coupons: body', createCouponCases],
   [
@@ -979,6 +1123,13 @@ const TABLE: readonly (readonly [string, readonly Case[]])[] = [
   ],
   ['GET /issue-requests/:requestId', getRequestCases],
   ['POST /coupons/:couponId/close', closeCases],
+  ['POST /coupons/:couponId/sync: path and authorization', operatorRouteCases('POST', 'sync')],
+  ['POST /coupons/:couponId/sync: bodies', syncBodyCases],
+  [
+    'GET /coupons/:couponId/consistency: path and authorization',
+    operatorRouteCases('GET', 'consistency'),
+  ],
+  ['near the operator routes', operatorNearMissCases],
   ['wrong methods on known paths', methodCases],
   ['unknown routes', unknownRouteCases],
 ];
@@ -1023,7 +1174,7 @@ function namedFields(body: Record<string, unknown>): string[] {
 // ---------------------------------------------------------------------------
 
 const FUZZ_SEED = Number(process.env.BAD_INPUT_SEED ?? 0x5eed_c0de);
-const FUZZ_COUNT = 3_200;
+const FUZZ_COUNT = 4_000;
 const FUZZ_CONCURRENCY = 50;
 
 /** mulberry32: 32-bit state, good enough to spread fuzz cases, and reproducible. */
@@ -1351,6 +1502,12 @@ function mayNameExistingCoupon(segment: string): boolean {
   return decoded !== undefined && COUPON_ID_PATTERN.test(decoded) && Number(decoded) <= 1_000_000;
 }
 
+/** Is this path segment surely not a coupon id (undecodable, or decoding to anything else)? */
+function isMalformedCouponSegment(segment: string): boolean {
+  const decoded = decodesTo(segment);
+  return decoded === undefined || !COUPON_ID_PATTERN.test(decoded);
+}
+
 /** encodeURIComponent, except that a lone surrogate becomes its (undecodable) CESU-8 bytes. */
 function encodeSegment(s: string): string {
   const encoded = s.replace(/\p{Surrogate}|[^\p{Surrogate}]+/gu, (part) =>
@@ -1432,6 +1589,8 @@ type Endpoint =
   | 'GET /coupons/:id'
   | 'POST /coupons/:id/issue-requests'
   | 'GET /issue-requests/:id'
+  | 'POST /coupons/:id/sync'
+  | 'GET /coupons/:id/consistency'
   | 'other';
 
 interface FuzzCase extends Outgoing {
@@ -1454,9 +1613,20 @@ const WRONG_AUTH = [
   '',
 ];
 
+/** An authorization header (or none), right a given share of the time. */
+function randomAuthorization(r: Rng, right: number): Record<string, string> {
+  const roll = r.next();
+  if (roll < right) return { ...ADMIN };
+  if (roll < right + (1 - right) * 0.75) return { authorization: r.pick(WRONG_AUTH) };
+  return {};
+}
+
+const carriesToken = (headers: Readonly<Record<string, string>>) =>
+  (headers.authorization ?? '').includes(ADMIN_TOKEN);
+
 function randomCase(r: Rng, world: World): FuzzCase {
   const roll = r.next();
-  if (roll < 0.24) {
+  if (roll < 0.18) {
     // POST /coupons: mostly with the operator token, so validation is what is exercised
     const headers: Record<string, string> = {};
     const auth = r.next();
@@ -1480,7 +1650,7 @@ function randomCase(r: Rng, world: World): FuzzCase {
       ...(post.body === undefined ? {} : { body: post.body }),
     };
   }
-  if (roll < 0.48) {
+  if (roll < 0.36) {
     const segment = r.chance(0.5) ? String(world.couponId) : randomCouponSegment(r);
     const plausible = () =>
       corruptedObject(r, { userId: JSON.stringify(r.chance(0.3) ? 'carol' : randomString(r)) });
@@ -1497,12 +1667,12 @@ function randomCase(r: Rng, world: World): FuzzCase {
       headers: post.headers,
     };
   }
-  if (roll < 0.7) {
+  if (roll < 0.52) {
     const segment = randomCouponSegment(r);
     if (mayNameExistingCoupon(segment)) return randomCase(r, world);
     return { endpoint: 'GET /coupons/:id', method: 'GET', path: `/coupons/${segment}` };
   }
-  if (roll < 0.92) {
+  if (roll < 0.69) {
     let segment: string;
     const kind = r.next();
     if (kind < 0.45) segment = encodeSegment(mutateId(r, r.pick(world.requestIds)));
@@ -1520,6 +1690,37 @@ function randomCase(r: Rng, world: World): FuzzCase {
       path: `/issue-requests/${segment}`,
     };
   }
+  if (roll < 0.82) {
+    // POST /coupons/:id/sync: a sync that got through would rebuild the gate, so every one sent
+    // lacks the token, presents it wrongly, or names an id that is surely malformed
+    const segment = r.chance(0.5) ? String(world.couponId) : randomCouponSegment(r);
+    const authorization = randomAuthorization(r, 0.35);
+    if (carriesToken(authorization) && !isMalformedCouponSegment(segment))
+      return randomCase(r, world);
+    // The route reads no body; one is sent half the time, in any shape.
+    const post = r.chance(0.5)
+      ? randomPostBody(r, () => (r.chance(0.5) ? VALID_COUPON_TEXT : randomJson(r, 2)))
+      : { headers: {} };
+    return {
+      endpoint: 'POST /coupons/:id/sync',
+      method: 'POST',
+      path: `/coupons/${segment}/sync`,
+      headers: { ...post.headers, ...authorization },
+      ...(post.body === undefined ? {} : { body: post.body }),
+    };
+  }
+  if (roll < 0.93) {
+    // GET /coupons/:id/consistency only reads, but a check that got through would not be a refusal
+    const segment = r.chance(0.5) ? String(world.couponId) : randomCouponSegment(r);
+    const authorization = randomAuthorization(r, 0.5);
+    if (carriesToken(authorization) && mayNameExistingCoupon(segment)) return randomCase(r, world);
+    return {
+      endpoint: 'GET /coupons/:id/consistency',
+      method: 'GET',
+      path: `/coupons/${segment}/consistency`,
+      headers: authorization,
+    };
+  }
   // closing with a bad id or bad credentials, wrong methods on known paths, paths that do not exist
   const junk = encodeSegment(randomString(r));
   if (r.chance(0.3)) {
@@ -1535,12 +1736,32 @@ function randomCase(r: Rng, world: World): FuzzCase {
       headers: { authorization },
     };
   }
+  if (r.chance(0.15)) {
+    // the operator routes under the methods they do not take, for the real coupon too
+    const segment = r.chance(0.5) ? String(world.couponId) : junk;
+    const [method, action] = r.pick([
+      ['GET', 'sync'],
+      ['POST', 'consistency'],
+    ] as const);
+    return {
+      endpoint: 'other',
+      method,
+      path: `/coupons/${segment}/${action}`,
+      ...(method === 'GET'
+        ? { headers: ADMIN }
+        : { headers: { ...ADMIN, ...JSON_TYPE }, body: '{}' }),
+    };
+  }
   if (r.chance(0.6)) {
     const path = r.pick([
       '/coupons',
       `/coupons/${junk}`,
       `/coupons/${junk}/issue-requests`,
       `/coupons/${junk}/close`,
+      `/coupons/${junk}/sync`,
+      `/coupons/${junk}/consistency`,
+      `/coupons/${world.couponId}/sync`,
+      `/coupons/${world.couponId}/consistency`,
       `/issue-requests/${junk}`,
       '/health',
     ]);
@@ -1684,7 +1905,7 @@ describe('bad input', function () {
       before_ = await snapshot(h.container, h.prefix);
     });
 
-    it(`when ${FUZZ_COUNT} seeded malformed requests hit all four endpoints, then every answer is a 4xx problem with a code`, async function () {
+    it(`when ${FUZZ_COUNT} seeded malformed requests hit all six endpoints, then every answer is a 4xx problem with a code`, async function () {
       this.timeout(90_000);
       const r = new Rng(FUZZ_SEED);
       const world: World = { couponId, requestIds: [issuedId, pendingId] };
@@ -1693,6 +1914,7 @@ describe('bad input', function () {
       const failures: string[] = [];
       const perEndpoint = new Map<Endpoint, number>();
       const codes = new Map<string, number>();
+      const codesPerEndpoint = new Map<Endpoint, Set<string>>();
       await runPool(cases, FUZZ_CONCURRENCY, async (c, index) => {
         perEndpoint.set(c.endpoint, (perEndpoint.get(c.endpoint) ?? 0) + 1);
         let answer: Answer;
@@ -1705,6 +1927,8 @@ describe('bad input', function () {
         sent += 1;
         const code = typeof answer.body?.code === 'string' ? answer.body.code : '';
         codes.set(`${answer.status} ${code}`, (codes.get(`${answer.status} ${code}`) ?? 0) + 1);
+        const seenHere = codesPerEndpoint.get(c.endpoint) ?? new Set<string>();
+        codesPerEndpoint.set(c.endpoint, seenHere.add(`${answer.status} ${code}`));
         const ok =
           answer.status >= 400 &&
           answer.status < 500 &&
@@ -1725,15 +1949,33 @@ describe('bad input', function () {
       ).to.deep.equal([]);
 
       // The run must actually reach every endpoint and every kind of refusal, or it proves little.
-      for (const endpoint of [
-        'POST /coupons',
-        'GET /coupons/:id',
-        'POST /coupons/:id/issue-requests',
-        'GET /issue-requests/:id',
+      for (const [endpoint, least] of [
+        ['POST /coupons', 500],
+        ['GET /coupons/:id', 500],
+        ['POST /coupons/:id/issue-requests', 500],
+        ['GET /issue-requests/:id', 500],
+        ['POST /coupons/:id/sync', 250],
+        ['GET /coupons/:id/consistency', 250],
       ] as const) {
         expect(perEndpoint.get(endpoint) ?? 0, `${seed}: requests to ${endpoint}`).to.be.at.least(
-          500,
+          least,
         );
+      }
+      // The operator routes must be refused for each reason, not only for the missing token.
+      for (const [endpoint, expected] of [
+        [
+          'POST /coupons/:id/sync',
+          ['400 VALIDATION_FAILED', '400 BAD_REQUEST', '401 UNAUTHORIZED'],
+        ],
+        [
+          'GET /coupons/:id/consistency',
+          ['400 VALIDATION_FAILED', '400 BAD_REQUEST', '401 UNAUTHORIZED', '404 COUPON_NOT_FOUND'],
+        ],
+      ] as const) {
+        const here = [...(codesPerEndpoint.get(endpoint) ?? [])];
+        for (const answer of expected) {
+          expect(here, `${seed}: answers from ${endpoint}`).to.include(answer);
+        }
       }
       const seen = [...codes.keys()];
       for (const expected of [

@@ -59,4 +59,19 @@ describe('HTTP below Express', () => {
       'totalQuantity',
     ]);
   });
+
+  it('when a path is spelled in another case, then it is not found and nothing runs', async () => {
+    const couponId = (
+      await http<{ id: number }>(h.baseUrl, 'POST', '/coupons', {
+        admin: true,
+        body: { name: 'Case', totalQuantity: 1 },
+      })
+    ).body.id;
+    const before = await snapshot(h.container, h.prefix);
+
+    const res = await http(h.baseUrl, 'POST', `/coupons/${couponId}/SYNC`, { admin: true });
+
+    expect([res.status, res.body.code]).to.deep.equal([404, 'NOT_FOUND']);
+    expect(await snapshot(h.container, h.prefix)).to.deep.equal(before);
+  });
 });

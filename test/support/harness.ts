@@ -22,7 +22,7 @@ export interface Harness {
   readonly baseUrl: string;
   readonly databaseUrl: string;
   readonly prefix: string;
-  /** Lines logged at warn and above, for assertions on logging. */
+  /** Lines logged at info and above, for assertions on logging. */
   readonly logged: { level: string; message: string; meta: Record<string, unknown> }[];
   cleanup(): Promise<void>;
 }
@@ -60,7 +60,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const logged: Harness['logged'] = [];
   const logger = winston.createLogger({
-    level: 'warn',
+    level: 'info',
     transports: [
       new winston.transports.Console({ silent: true }),
       new CaptureTransport((info) => logged.push(info)),
