@@ -17,7 +17,7 @@ export function couponRoutes(deps: {
   adminToken: string;
   jsonBody: ReturnType<typeof express.json>;
 }): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.post(
     '/coupons',

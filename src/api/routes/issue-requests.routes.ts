@@ -9,7 +9,7 @@ export function issueRequestRoutes(deps: {
   getIssueRequest: GetIssueRequest;
   jsonBody: ReturnType<typeof express.json>;
 }): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.post('/coupons/:couponId/issue-requests', requireJson, deps.jsonBody, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
