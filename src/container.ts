@@ -155,7 +155,7 @@ export async function createContainer(
     queue,
     processNextBatch,
     recover,
-    restoreGates: new RestoreGates({ coupons, maintenance, loader, logger }),
+    restoreGates: new RestoreGates({ coupons, maintenance, loader, sync: syncCoupon, logger }),
     logger,
     settings: {
       batchSize: config.batchSize,

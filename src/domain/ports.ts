@@ -56,6 +56,8 @@ export interface GateMaintenance {
    * when the marker was missing: Redis is new or lost its data.
    */
   markPresent(): Promise<boolean>;
+  /** Identifies the running Redis server; it changes when Redis restarts. */
+  serverRunId(): Promise<string>;
 }
 
 export interface BatchItem {

@@ -85,6 +85,11 @@ export class RedisGateMaintenance implements GateMaintenance {
     });
   }
 
+  async serverRunId(): Promise<string> {
+    const info = await redisCall(() => this.redis.info('server'));
+    return /run_id:(\w+)/.exec(info)?.[1] ?? '';
+  }
+
   async markPresent(): Promise<boolean> {
     const set = await redisCall(() => this.redis.set(this.keys.marker(), this.marker, 'NX'));
     return set === null;
