@@ -127,9 +127,15 @@ export async function createContainer(
   );
 
   const coupons = new PgCouponRepository(db);
-  const realGate = new RedisIssueGate(redis, scripts, keys);
+  const realGate = new RedisIssueGate(redis, scripts, keys, config.redisCommandTimeoutMs);
   const realQueue = new RedisIssueQueue(workerRedis, workerScripts, keys);
   const realLedger = new PgIssueLedger(pool, db, faults);
+  await realGate.measureClockOffset();
+  const clockTimer = setInterval(
+    () => void realGate.measureClockOffset().catch(() => undefined),
+    60_000,
+  );
+  clockTimer.unref();
   const gate = overrides.gate?.(realGate) ?? realGate;
   const queue = overrides.queue?.(realQueue) ?? realQueue;
   const ledger = overrides.ledger?.(realLedger) ?? realLedger;
@@ -211,6 +217,7 @@ export async function createContainer(
     recover,
     worker,
     async close() {
+      clearInterval(clockTimer);
       await worker.stop();
       connectedRedis.disconnect();
       connectedWorkerRedis.disconnect();

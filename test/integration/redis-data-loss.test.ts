@@ -1,24 +1,13 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import type { DecidedBatch } from '../../src/domain/ports.js';
-import { drainAll, startHarness, type Harness } from '../support/harness.js';
+import { deleteKeys, drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { couponState } from '../support/state.js';
 
 /** What a Redis restart without persistence does to this deployment: every key is gone. */
-async function loseRedisData(h: Harness): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await h.container.redis.scan(
-      cursor,
-      'MATCH',
-      `${h.prefix}*`,
-      'COUNT',
-      1000,
-    );
-    if (keys.length > 0) await h.container.redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+function loseRedisData(h: Harness): Promise<void> {
+  return deleteKeys(h.container, h.prefix);
 }
 
 describe('Redis losing its data', () => {

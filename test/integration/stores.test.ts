@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { formatRequestId } from '../../src/domain/issue-request.js';
+import { RedisScripts } from '../../src/infra/redis/scripts.js';
 import type { DecidedBatch } from '../../src/domain/ports.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, requestIssue } from '../support/http.js';
@@ -100,6 +101,32 @@ describe('the stores behind the ports', () => {
 
       expect(first?.items.map((i) => i.userId)).to.deep.equal(users.slice(0, 10));
       expect(second?.items.map((i) => i.userId)).to.deep.equal(users.slice(10, 20));
+    });
+  });
+
+  describe('Redis accept script', () => {
+    it('when the script runs after the caller gave up (Redis stalled), then it writes nothing', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Late', totalQuantity: 5 });
+      const k = h.container.keys.coupon(couponId);
+      const scripts = new RedisScripts(h.container.redis);
+      const before = await couponState(h.container, couponId);
+
+      const late = await scripts.run(
+        'accept',
+        [k.meta, k.issued, k.queue, k.requests, k.inflight],
+        ['late-user', 'NNNNNNNNNN', Date.now() - 1],
+      );
+      const inTime = await scripts.run(
+        'accept',
+        [k.meta, k.issued, k.queue, k.requests, k.inflight],
+        ['on-time', 'NNNNNNNNNN', Date.now() + 60_000],
+      );
+
+      expect(late).to.deep.equal([6]);
+      expect((inTime as unknown[])[0]).to.equal(0);
+      const after = await couponState(h.container, couponId);
+      expect(await h.container.redis.zscore(k.queue, 'late-user')).to.equal(null);
+      expect(after.queued).to.equal(before.queued + 1);
     });
   });
 

@@ -112,7 +112,8 @@ function withDatabase(url: string, name: string): string {
   return parsed.toString();
 }
 
-async function deleteKeys(container: Container, prefix: string): Promise<void> {
+/** Deletes every key of a deployment's key space (what a Redis that lost its data looks like to it). */
+export async function deleteKeys(container: Container, prefix: string): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await container.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);

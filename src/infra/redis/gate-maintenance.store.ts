@@ -3,11 +3,10 @@ import type { Redis } from 'ioredis';
 import type { CouponGateState } from '../../domain/coupon.js';
 import type { GateMaintenance, GateSnapshot } from '../../domain/ports.js';
 import { redisCall } from './guard.js';
+import { fillScratchSet } from './scratch-set.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisScripts } from './scripts.js';
 
-const CHUNK = 10_000;
-const SCRATCH_TTL_MS = 60_000;
 const ISSUED_CODE = 1;
 
 export class RedisGateMaintenance implements GateMaintenance {
@@ -67,15 +66,13 @@ export class RedisGateMaintenance implements GateMaintenance {
 
   async replace(state: CouponGateState): Promise<boolean> {
     const k = this.keys.coupon(state.couponId);
-    const scratch = this.keys.couponScratch(state.couponId, randomBytes(6).toString('hex'));
     return redisCall(async () => {
-      for (let i = 0; i < state.issuedUserIds.length; i += CHUNK) {
-        await this.redis
-          .pipeline()
-          .sadd(scratch, ...state.issuedUserIds.slice(i, i + CHUNK))
-          .pexpire(scratch, SCRATCH_TTL_MS)
-          .exec();
-      }
+      const scratch = await fillScratchSet(
+        this.redis,
+        this.keys,
+        state.couponId,
+        state.issuedUserIds,
+      );
       const reply = (await this.scripts.run(
         'sync',
         [k.meta, k.issued, scratch, k.leases],

@@ -2,28 +2,35 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { CouponGateState } from '../../domain/coupon.js';
 import type { RequestRef } from '../../domain/issue-request.js';
+import { DependencyUnavailableError } from '../../domain/errors.js';
 import type { AcceptResult, IssueGate, PendingLookup } from '../../domain/ports.js';
 import { redisCall } from './guard.js';
 import type { RedisKeys } from './keys.js';
+import { fillScratchSet } from './scratch-set.js';
 import type { RedisScripts } from './scripts.js';
 
-const LOAD_CHUNK = 10_000;
-const SCRATCH_TTL_MS = 60_000;
-
 export class RedisIssueGate implements IssueGate {
+  /** Redis's clock minus this process's, so deadlines are written in Redis time. */
+  private clockOffsetMs = 0;
+
   constructor(
     private readonly redis: Redis,
     private readonly scripts: RedisScripts,
     private readonly keys: RedisKeys,
+    /** The connection's command timeout: past it the client has been answered 503. */
+    private readonly commandTimeoutMs: number,
   ) {}
 
   async accept(couponId: number, userId: string, nonce: string): Promise<AcceptResult> {
     const k = this.keys.coupon(couponId);
+    // A timed-out command is still delivered to Redis; the script refuses to act once the
+    // client has given up. The margin leaves room for the reply's trip back.
+    const deadline = Date.now() + this.clockOffsetMs + Math.floor(this.commandTimeoutMs * 0.8);
     const reply = (await redisCall(() =>
       this.scripts.run(
         'accept',
         [k.meta, k.issued, k.queue, k.requests, k.inflight],
-        [userId, nonce],
+        [userId, nonce, deadline],
       ),
     )) as [number, string?, string?];
     switch (reply[0]) {
@@ -39,23 +46,39 @@ export class RedisIssueGate implements IssueGate {
         return { kind: 'rejected', code: 'EVENT_NOT_OPEN' };
       case 5:
         return { kind: 'notLoaded' };
+      case 6:
+        throw new DependencyUnavailableError(
+          'redis',
+          new Error('Redis ran the request after the caller gave up on it'),
+        );
       default:
         throw new Error(`accept script returned ${JSON.stringify(reply)}`);
     }
   }
 
+  /**
+   * Measures how far Redis's clock is from this process's (half a round trip
+   * of error at most); called at start and every minute.
+   */
+  async measureClockOffset(): Promise<number> {
+    const sent = Date.now();
+    const [seconds, micros] = await redisCall(() => this.redis.time());
+    const received = Date.now();
+    const redisMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    this.clockOffsetMs = redisMs - Math.round((sent + received) / 2);
+    return this.clockOffsetMs;
+  }
+
   async load(state: CouponGateState): Promise<void> {
     const k = this.keys.coupon(state.couponId);
-    const scratch = this.keys.couponScratch(state.couponId, randomBytes(6).toString('hex'));
     await redisCall(async () => {
-      // A large issued set is built in chunks beside the live one, then swapped in atomically.
-      for (let i = 0; i < state.issuedUserIds.length; i += LOAD_CHUNK) {
-        await this.redis
-          .pipeline()
-          .sadd(scratch, ...state.issuedUserIds.slice(i, i + LOAD_CHUNK))
-          .pexpire(scratch, SCRATCH_TTL_MS)
-          .exec();
-      }
+      // A large issued set is built beside the live one, then swapped in atomically.
+      const scratch = await fillScratchSet(
+        this.redis,
+        this.keys,
+        state.couponId,
+        state.issuedUserIds,
+      );
       await this.scripts.run(
         'load',
         [k.meta, k.issued, scratch],

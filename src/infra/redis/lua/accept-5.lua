@@ -9,6 +9,8 @@
 
   ARGV[1] user id
   ARGV[2] nonce for a new request id
+  ARGV[3] deadline (ms since the epoch) after which the caller has given up
+          waiting and answered 503; '' for none
 
   Returns
     {0, arrival}          accepted
@@ -17,14 +19,20 @@
     {3}                   SOLD_OUT: every remaining coupon is claimed by requests ahead
     {4}                   EVENT_NOT_OPEN: before startsAt, at or after endsAt, or closed
     {5}                   the coupon is not loaded into Redis
+    {6}                   too late: the caller's deadline has passed, nothing written
 ]]
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'startsAt', 'endsAt', 'closed', 'clock')
-if not meta[1] then return {5} end
-
 -- Arrival time comes from Redis so that every API process agrees on the order.
 local time = redis.call('TIME')
 local nowUs = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local nowMs = math.floor(nowUs / 1000)
+
+-- A Redis that stalled runs the script late, after the client was already
+-- told 503: writing now would queue a request nobody knows of.
+local deadline = tonumber(ARGV[3])
+if deadline and nowMs > deadline then return {6} end
+
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'startsAt', 'endsAt', 'closed', 'clock')
+if not meta[1] then return {5} end
 if meta[4] == '1' then return {4} end
 local startsAt = tonumber(meta[2])
 if startsAt and nowMs < startsAt then return {4} end
