@@ -92,6 +92,8 @@ export async function createContainer(
 ): Promise<Container> {
   const pool = createPool(config.databaseUrl, {
     applicationName: `coupon-issuance:${config.role}`,
+    // Below the lease, so a frozen worker's transaction is gone before its batch is recovered.
+    idleInTransactionTimeoutMs: Math.max(1_000, Math.floor(config.leaseMs / 2)),
     onError: throttled(logger, 'idle PostgreSQL connection failed'),
   });
   let redis: Redis | undefined;

@@ -244,16 +244,23 @@ function batchFields(report: BatchReport) {
 
 function describe(err: unknown): string {
   if (err instanceof BatchNotCommitted) {
-    const cause = err.report.error as
-      { message?: string; cause?: { message?: string } } | undefined;
-    const detail = cause?.cause?.message ?? cause?.message;
+    const detail = rootMessage(err.report.error);
     return `batch ${err.report.settlement}${detail ? `: ${detail}` : ''}`;
   }
   if (err instanceof DependencyUnavailableError) {
-    const cause = err.cause as { message?: string } | undefined;
-    return `${err.message}${cause?.message ? ` (${cause.message})` : ''}`;
+    const detail = rootMessage(err.cause);
+    return `${err.message}${detail ? ` (${detail})` : ''}`;
   }
   return String((err as Error)?.message ?? err);
+}
+
+/** The innermost cause's message: the driver's reason, not its wrappers ("Failed query: …"). */
+function rootMessage(err: unknown): string | undefined {
+  let current = err as { message?: string; cause?: unknown } | undefined;
+  for (let depth = 0; current?.cause !== undefined && depth < 10; depth += 1) {
+    current = current.cause as { message?: string; cause?: unknown };
+  }
+  return current?.message;
 }
 
 export class BatchNotCommitted extends Error {

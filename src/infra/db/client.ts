@@ -7,6 +7,12 @@ export type Database = NodePgDatabase<typeof schema>;
 
 export interface PostgresOptions {
   readonly max?: number;
+  /**
+   * A transaction left idle this long is aborted by the server. A worker
+   * frozen inside its batch transaction would otherwise hold the coupon's row
+   * lock and stall recovery of its batch for as long as it stays frozen.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
   readonly applicationName: string;
   readonly onError?: (err: Error) => void;
 }
@@ -20,6 +26,7 @@ export function createPool(url: string, options: PostgresOptions): pg.Pool {
     idleTimeoutMillis: 30_000,
     // A statement that runs this long is stuck; failing it lets the worker compensate and retry.
     statement_timeout: 15_000,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 10_000,
   });
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   pool.on('error', options.onError ?? (() => undefined));

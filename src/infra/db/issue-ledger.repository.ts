@@ -46,6 +46,13 @@ export class PgIssueLedger implements IssueLedger {
     }
     let committing = false;
     let broken: Error | undefined;
+    // A session the server ends while we hold it (idle-in-transaction timeout, an operator's
+    // pg_terminate_backend) emits 'error' on the client; unheard, that would end the process.
+    // The failure surfaces again through the next query, which is where it is handled.
+    const onSessionError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onSessionError);
     try {
       await client.query('BEGIN');
       const result = await this.write(drizzle(client, { schema }), batch);
@@ -65,6 +72,7 @@ export class PgIssueLedger implements IssueLedger {
       await client.query('ROLLBACK').catch(() => undefined);
       throw new BatchNotWrittenError(err);
     } finally {
+      client.off('error', onSessionError);
       client.release(broken);
     }
   }
