@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { reaper } from './reaper.js';
 
 const BINARY = 'redis-server';
 const READY_TIMEOUT_MS = 10_000;
@@ -39,32 +40,9 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/** Every redis-server started here and not yet reaped, so none survives the test process. */
-const live = new Set<ChildProcess>();
-/** Every temporary directory not yet removed by `stop()`. */
-const dirs = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // mocha --exit ends the process without running `after` hooks of unfinished suites.
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
-}
-
 export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
-  installExitHook();
   const dir = mkdtempSync(join(tmpdir(), 'private-redis-'));
-  dirs.add(dir);
+  reaper.trackFolder(dir);
   let appendOnly = options.appendOnly ?? false;
   let child: ChildProcess | undefined;
   let frozen = false;
@@ -93,7 +71,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
     if (lastError !== undefined) throw lastError;
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
-    dirs.delete(dir);
+    reaper.forgetFolder(dir);
     throw err;
   }
 
@@ -145,7 +123,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       if (child) await killAndReap(child);
       frozen = false;
       rmSync(dir, { recursive: true, force: true });
-      dirs.delete(dir);
+      reaper.forgetFolder(dir);
     },
   };
 }
@@ -159,13 +137,13 @@ function exited(child: ChildProcess): boolean {
 /** SIGKILL works on a stopped process too; resolves once the exit has been reaped. */
 async function killAndReap(child: ChildProcess): Promise<void> {
   if (exited(child)) {
-    live.delete(child);
+    reaper.forget(child);
     return;
   }
   const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGKILL');
   await gone;
-  live.delete(child);
+  reaper.forget(child);
 }
 
 /** Asks the kernel for a free port, then releases it for redis-server to take. */
@@ -205,10 +183,10 @@ async function spawnRedis(port: number, dir: string, appendOnly: boolean): Promi
     logfile,
   ];
   const child = spawn(BINARY, args, { stdio: 'ignore' });
-  live.add(child);
+  reaper.track(child);
   const failedToStart = new Promise<never>((_resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
-      live.delete(child);
+      reaper.forget(child);
       reject(
         err.code === 'ENOENT'
           ? new MissingBinaryError(
@@ -219,7 +197,7 @@ async function spawnRedis(port: number, dir: string, appendOnly: boolean): Promi
       );
     });
     child.once('exit', (code, signal) => {
-      live.delete(child);
+      reaper.forget(child);
       reject(
         new Error(
           `${BINARY} on port ${port} exited during start-up (${signal ?? `code ${code}`}):\n${tail(logfile)}`,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Harness } from './harness.js';
+import { reaper } from './reaper.js';
 
 /**
  * Real service processes (`node --import tsx src/main.ts`) for tests that need
@@ -86,26 +87,6 @@ export interface WaitOptions {
 const DEFAULT_WAIT_MS = 20_000;
 let sequence = 0;
 
-/** Every child not yet known to be gone, so that nothing outlives the test run. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // mocha --exit ends the run with process.exit(): last chance to leave no process behind.
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGCONT');
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
 /** A line matcher: the message, plus fields that must be equal (a partial match). */
 export function message(text: string, fields: Record<string, unknown> = {}): LinePredicate {
   return (line) =>
@@ -146,7 +127,7 @@ export class ServiceProcess {
       });
       // 'close', not 'exit': it comes after stdout and stderr were read to their end.
       child.once('close', (code, signal) => {
-        live.delete(child);
+        reaper.forget(child);
         this.flush('stdout');
         this.flush('stderr');
         this.exitInfo = { code, signal };
@@ -373,9 +354,7 @@ export class ProcessFleet {
   readonly processes: ServiceProcess[] = [];
   private counter = 0;
 
-  constructor(private readonly deployment: Deployment) {
-    installExitHook();
-  }
+  constructor(private readonly deployment: Deployment) {}
 
   /** Starts a process and returns at once (see ServiceProcess.ready()). */
   spawn(options: SpawnOptions): ServiceProcess {
@@ -402,7 +381,7 @@ export class ProcessFleet {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    live.add(child);
+    reaper.track(child);
     const proc = new ServiceProcess(name, options.role, child);
     this.processes.push(proc);
     return proc;
