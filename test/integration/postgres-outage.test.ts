@@ -113,8 +113,14 @@ describe('PostgreSQL going away while the queue drains', function () {
     );
     // First come, first served survives the outage: the early requests were issued first.
     const order = state.issuedRows.map((r) => r.userId);
-    expect(order.slice(0, 30).filter((u) => !u.startsWith('early-')), 'issued before the early requests').to.deep.equal([]);
+    expect(
+      order.slice(0, 30).filter((u) => !u.startsWith('early-')),
+      'issued before the early requests',
+    ).to.deep.equal([]);
     for (const r of before) expect(r.status).to.equal(202);
-    expect(h.logged.map((l) => l.message), 'log').to.include('drain resumed');
+    expect(
+      h.logged.map((l) => l.message),
+      'log',
+    ).to.include('drain resumed');
   });
 });
