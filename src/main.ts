@@ -1,12 +1,20 @@
+import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { createApp } from './api/app.js';
 import { listen } from './api/server.js';
 import { createContainer } from './container.js';
 import { ConfigError, loadConfig, type Config } from './infra/config.js';
 import { migrateDatabase } from './infra/db/migrate.js';
-import { createLogger } from './infra/logger.js';
+import { createLogger, type AppLogger } from './infra/logger.js';
 import { StartupError } from './infra/startup-error.js';
+import { runSupervisor, type ChildMessage } from './supervisor.js';
 
+/**
+ * One process runs what ROLE says. With ROLE=all or ROLE=api and more than
+ * one API process (API_PROCESSES, the number of cores by default), this
+ * process becomes a supervisor: it migrates, then forks the API processes
+ * and, with ROLE=all, one batch worker process.
+ */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -19,61 +27,76 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel, { role: config.role });
-  if (config.adminTokenIsDefault) {
-    logger.warn(
-      'ADMIN_TOKEN is not set: using the development token; set ADMIN_TOKEN before exposing the service',
-    );
-  }
-
+  const supervise = cluster.isPrimary && config.role !== 'worker' && config.apiProcesses > 1;
   try {
-    await migrateDatabase(config.databaseUrl);
-    const container = await createContainer(config, logger);
-    let server: Server | undefined;
-    if (config.role !== 'worker') {
-      server = await listen(createApp(container.api), config.port);
-      const address = server.address();
-      logger.info('listening', {
-        port: typeof address === 'object' && address ? address.port : config.port,
-      });
+    if (cluster.isPrimary) {
+      if (config.adminTokenIsDefault) {
+        logger.warn(
+          'ADMIN_TOKEN is not set: using the development token; set ADMIN_TOKEN before exposing the service',
+        );
+      }
+      await migrateDatabase(config.databaseUrl);
     }
-    if (config.role !== 'api') {
-      container.worker.start();
-      logger.info('batch worker started', {
-        batchSize: config.batchSize,
-        batchCron: config.batchCron,
-        batchIntervalMs: config.batchIntervalMs,
-        leaseMs: config.leaseMs,
-      });
+    if (supervise) {
+      runSupervisor(config, logger);
+      return;
     }
-
-    let stopping = false;
-    const shutdown = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info('shutting down', { signal });
-      const closed = server ? new Promise((resolve) => server.close(resolve)) : Promise.resolve();
-      server?.closeIdleConnections();
-      await container.close();
-      await closed;
-      process.exit(0);
-    };
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    process.on('SIGINT', () => void shutdown('SIGINT'));
+    await serve(config, logger);
   } catch (err) {
-    if (err instanceof StartupError) {
-      logger.error(err.message);
-      console.error(err.message);
-      process.exit(1);
-    }
-    const code = (err as { code?: string }).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES') {
-      const message = `cannot listen on PORT=${config.port} (${code}): free the port or set PORT`;
-      logger.error(message);
-      console.error(message);
-      process.exit(1);
-    }
-    throw err;
+    fail(err, config, logger);
   }
+}
+
+async function serve(config: Config, logger: AppLogger): Promise<void> {
+  const container = await createContainer(config, logger);
+  let server: Server | undefined;
+  if (config.role !== 'worker') {
+    server = await listen(createApp(container.api), config.port);
+    const address = server.address();
+    logger.info('listening', {
+      port: typeof address === 'object' && address ? address.port : config.port,
+    });
+  }
+  if (config.role !== 'api') {
+    container.worker.start();
+    logger.info('batch worker started', {
+      batchSize: config.batchSize,
+      batchCron: config.batchCron,
+      batchIntervalMs: config.batchIntervalMs,
+      leaseMs: config.leaseMs,
+    });
+  }
+  process.send?.({ type: 'ready' } satisfies ChildMessage);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    const closed = server ? new Promise((resolve) => server.close(resolve)) : Promise.resolve();
+    server?.closeIdleConnections();
+    await container.close();
+    await closed;
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+function fail(err: unknown, config: Config, logger: AppLogger): never {
+  if (err instanceof StartupError) {
+    logger.error(err.message);
+    console.error(err.message);
+    process.exit(1);
+  }
+  const code = (err as { code?: string }).code;
+  if (code === 'EADDRINUSE' || code === 'EACCES') {
+    const message = `cannot listen on PORT=${config.port} (${code}): free the port or set PORT`;
+    logger.error(message);
+    console.error(message);
+    process.exit(1);
+  }
+  throw err;
 }
 
 main().catch((err: unknown) => {

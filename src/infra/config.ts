@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import cron from 'node-cron';
 import { z } from 'zod';
 import type { FaultPoint } from '../domain/ports.js';
@@ -34,6 +35,8 @@ const schema = z
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
+    /** HTTP processes `npm start` runs (node:cluster); 1 keeps everything in one process. */
+    API_PROCESSES: integer(1, 64).default(availableParallelism()),
     /** For fault-injection tests only: refused in production. */
     FAULT_POINTS: z.string().default(''),
     /** `refuse` (default in production) or `warn` when Redis may evict keys. */
@@ -75,6 +78,7 @@ export interface Config {
   readonly leaseMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly role: Env['ROLE'];
+  readonly apiProcesses: number;
   readonly faultPoints: ReadonlyMap<FaultPoint, FaultAction>;
   readonly redisEvictionCheck: 'refuse' | 'warn';
 }
@@ -119,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
+    apiProcesses: e.API_PROCESSES,
     faultPoints: e.FAULT_POINTS
       ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
       : new Map(),

@@ -368,6 +368,8 @@ export class ProcessFleet {
       REDIS_KEY_PREFIX: this.deployment.prefix,
       ADMIN_TOKEN: this.deployment.adminToken,
       ROLE: options.role,
+      // One process per spawn: the tests start as many API processes as they mean to.
+      API_PROCESSES: '1',
       PORT: String(options.port ?? 0),
       LEASE_MS: String(options.leaseMs ?? 1_500),
       BATCH_SIZE: String(options.batchSize ?? 100),
