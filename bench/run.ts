@@ -1,0 +1,584 @@
+/**
+ * `npm run bench [-- --quick]`: measures, in one run on this machine, side by side:
+ *
+ *  1. this service's accept endpoint (multi-process mode): throughput at
+ *     saturation (autocannon) and latency at a fixed arrival rate (open model);
+ *  2. a reference ceiling: a bare Express server doing one EVALSHA per request;
+ *  3. a naive baseline: the same endpoint with SELECT … FOR UPDATE in PostgreSQL;
+ *  4. the drain rate from a pre-filled queue, next to a bare Lua-pop + multi-row-insert ceiling;
+ *  5. the end-to-end scenario of the 2,800 requests/s system (100,000 coupons,
+ *     113,000 requests at 2,800/s), checked for exactly the stock issued;
+ *  6. Redis bytes per pending request and the peak RSS of every process.
+ *
+ * Prints a table with ratios, writes bench/results/<timestamp>.json, and
+ * bench/results/latest.{json,svg} for the README. Exits 1 only when a
+ * correctness check fails (never because a speed target was missed).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { renderChart } from './lib/svg-chart.js';
+import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
+import { measureDrainCeiling } from './lib/drain-ceiling.js';
+import { prefillQueue } from './lib/prefill.js';
+
+const quick = process.argv.includes('--quick');
+const ROOT = join(import.meta.dirname, '..');
+const RESULTS = join(ROOT, 'bench', 'results');
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PG_ADMIN_URL =
+  process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+const RUN = Date.now().toString(36);
+const PREFIX = `bench:${RUN}:`;
+
+/** Everything that affects the figures, printed and saved with them. */
+const settings = {
+  mode: quick ? 'quick' : 'full',
+  apiProcesses: availableParallelism(),
+  batchSize: 1000,
+  batchIntervalMs: 50,
+  saturation: { connections: 100, durationSec: quick ? 3 : 10, warmupSec: quick ? 1 : 3 },
+  fixedRate: { rps: 5000, durationSec: quick ? 2 : 10, connections: 200 },
+  drain: { requests: quick ? 20_000 : 200_000 },
+  scenario: {
+    coupons: quick ? 10_000 : 100_000,
+    requests: quick ? 11_300 : 113_000,
+    rps: 2800,
+    connections: 200,
+  },
+  memory: { pending: quick ? 100_000 : 1_000_000 },
+};
+
+const targets = {
+  acceptRps: 10_000,
+  acceptP99At5000Ms: 30,
+  ceilingRatio: 0.8,
+  naiveRatio: 8,
+  drainRps: 50_000,
+  drainCeilingRatio: 0.5,
+  scenarioP95Ms: 10,
+  scenarioSettleMs: 1_000,
+  redisBytesPerPending: 300,
+  apiRssMb: 200,
+};
+
+function databaseUrl(name: string): string {
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function resetDatabase(name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+}
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    if (keys.length > 0) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+function serviceEnv(extra: Record<string, string>): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl('coupons_bench'),
+    REDIS_URL,
+    REDIS_KEY_PREFIX: PREFIX,
+    ADMIN_TOKEN,
+    // Readiness is read from the info lines ("all processes ready", "batch worker started").
+    LOG_LEVEL: 'info',
+    BATCH_SIZE: String(settings.batchSize),
+    BATCH_INTERVAL_MS: String(settings.batchIntervalMs),
+    API_PROCESSES: String(settings.apiProcesses),
+    ...extra,
+  };
+}
+
+async function startService(port: number, extra: Record<string, string> = {}): Promise<Running> {
+  const env = serviceEnv({ PORT: String(port), ...extra });
+  const single = env.ROLE === 'worker' || env.API_PROCESSES === '1';
+  return startProcess(
+    'service',
+    process.execPath,
+    [join(ROOT, 'dist', 'src', 'main.js')],
+    env,
+    (line) =>
+      line.includes(
+        single
+          ? env.ROLE === 'worker'
+            ? 'batch worker started'
+            : 'listening'
+          : 'all processes ready',
+      ),
+  );
+}
+
+async function createCoupon(port: number, totalQuantity: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/coupons`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
+    body: JSON.stringify({ name: `bench ${RUN}`, totalQuantity }),
+  });
+  if (res.status !== 201) throw new Error(`create coupon: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: number }).id;
+}
+
+interface SaturationResult {
+  throughputRps: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  errors: number;
+  non2xx: number;
+  statuses: Record<string, number>;
+}
+interface OpenLoopResult {
+  sent: number;
+  completed: number;
+  errors: number;
+  statuses: Record<string, number>;
+  achievedRps: number;
+  lastDueEpochMs: number;
+  latencyMs: { p50: number; p95: number; p99: number; max: number };
+}
+
+interface AcceptFigures {
+  name: string;
+  saturation: SaturationResult;
+  fixedRate: OpenLoopResult;
+  processes: { pid: number; what: string; peakRssMb: number }[];
+}
+
+/** Warm-up, saturation and fixed-rate runs against one server listening on `port`. */
+async function measureAccept(
+  name: string,
+  server: Running,
+  port: number,
+  couponId: number,
+): Promise<AcceptFigures> {
+  const url = `http://127.0.0.1:${port}`;
+  const path = `/coupons/${couponId}/issue-requests`;
+  const { connections, durationSec, warmupSec } = settings.saturation;
+  process.stdout.write(
+    `  ${name}: warm-up, saturation ${durationSec}s, fixed rate ${settings.fixedRate.rps}/s ${settings.fixedRate.durationSec}s\n`,
+  );
+  await runLoad('bench/load/saturate.ts', {
+    url,
+    path,
+    connections,
+    durationSec: warmupSec,
+    userPrefix: `w${RUN}`,
+  });
+  const saturation = await runLoad<SaturationResult>('bench/load/saturate.ts', {
+    url,
+    path,
+    connections,
+    durationSec,
+    userPrefix: `s${RUN}`,
+  });
+  const fixedRate = await runLoad<OpenLoopResult>('bench/load/open-loop.ts', {
+    url,
+    path,
+    rate: settings.fixedRate.rps,
+    count: settings.fixedRate.rps * settings.fixedRate.durationSec,
+    connections: settings.fixedRate.connections,
+    userPrefix: `f${RUN}`,
+  });
+  return {
+    name,
+    saturation,
+    fixedRate,
+    processes: peakRss(processTree(server.child.pid as number)),
+  };
+}
+
+async function benchOurs(redis: Redis): Promise<AcceptFigures> {
+  const port = 3300;
+  const service = await startService(port);
+  try {
+    const couponId = await createCoupon(port, 10_000_000);
+    return await measureAccept('coupon service', service, port, couponId);
+  } finally {
+    await service.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
+  }
+}
+
+async function benchContender(
+  name: string,
+  script: string,
+  port: number,
+  env: Record<string, string>,
+  couponId: () => Promise<number>,
+): Promise<AcceptFigures> {
+  const server = await startProcess(
+    name,
+    process.execPath,
+    ['--import', 'tsx', script],
+    { PORT: String(port), PROCESSES: String(settings.apiProcesses), ...env },
+    (line) => line.includes('"ready":true'),
+  );
+  try {
+    return await measureAccept(name, server, port, await couponId());
+  } finally {
+    await server.stop();
+  }
+}
+
+interface DrainFigures {
+  requests: number;
+  drainRps: number;
+  ceilingRps: number;
+  batches: number;
+  workerPeakRssMb: number;
+}
+
+/** Pre-fills a queue, then lets one worker process decide and persist it all. */
+async function benchDrain(redis: Redis, db: pg.Client): Promise<DrainFigures> {
+  const port = 3301;
+  const n = settings.drain.requests;
+  const api = await startService(port, { ROLE: 'api', API_PROCESSES: '1' });
+  const couponId = await createCoupon(port, n);
+  await api.stop();
+  process.stdout.write(`  drain: pre-filling ${n.toLocaleString('en')} requests\n`);
+  await prefillQueue(redis, PREFIX, couponId, n, `d${RUN}`);
+  const worker = await startService(port, { ROLE: 'worker' });
+  try {
+    const deadline = Date.now() + 600_000;
+    for (;;) {
+      const { rows } = await db.query<{ n: string }>(
+        'SELECT count(*) AS n FROM issue_requests WHERE coupon_id = $1',
+        [couponId],
+      );
+      if (Number(rows[0]?.n) >= n) break;
+      if (Date.now() > deadline) throw new Error('the queue did not drain in 10 minutes');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const batches = worker.lines
+      .map((l) => {
+        try {
+          return JSON.parse(l) as {
+            message?: string;
+            timestamp?: string;
+            durationMs?: number;
+            size?: number;
+          };
+        } catch {
+          return {};
+        }
+      })
+      .filter((l) => l.message === 'batch' && l.timestamp);
+    const first = batches[0];
+    const last = batches[batches.length - 1];
+    if (!first || !last) throw new Error('no batch lines from the worker');
+    const started = Date.parse(first.timestamp as string) - (first.durationMs ?? 0);
+    const ended = Date.parse(last.timestamp as string);
+    const workerPeakRssMb = peakRss([worker.child.pid as number])[0]?.peakRssMb ?? 0;
+    process.stdout.write('  drain: bare ceiling (Lua pop + multi-row insert)\n');
+    const ceilingRps = await measureDrainCeiling(
+      redis,
+      db,
+      `${PREFIX}ceiling`,
+      n,
+      settings.batchSize,
+    );
+    return {
+      requests: n,
+      drainRps: Math.round((n * 1000) / Math.max(1, ended - started)),
+      ceilingRps,
+      batches: batches.length,
+      workerPeakRssMb,
+    };
+  } finally {
+    await worker.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
+  }
+}
+
+interface ScenarioFigures {
+  coupons: number;
+  requests: number;
+  accepted: number;
+  rejectedAtAccept: number;
+  other: number;
+  issued: number;
+  rejectedByWorker: number;
+  latencyMs: OpenLoopResult['latencyMs'];
+  achievedRps: number;
+  settleMs: number;
+  exact: boolean;
+}
+
+/** 100,000 coupons, 113,000 distinct users at a constant 2,800 requests/s. */
+async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigures> {
+  const port = 3302;
+  const { coupons, requests, rps, connections } = settings.scenario;
+  const service = await startService(port);
+  try {
+    const couponId = await createCoupon(port, coupons);
+    process.stdout.write(
+      `  scenario: ${requests.toLocaleString('en')} requests at ${rps}/s for ${coupons.toLocaleString('en')} coupons\n`,
+    );
+    const load = await runLoad<OpenLoopResult>('bench/load/open-loop.ts', {
+      url: `http://127.0.0.1:${port}`,
+      path: `/coupons/${couponId}/issue-requests`,
+      rate: rps,
+      count: requests,
+      connections,
+      userPrefix: `e${RUN}`,
+    });
+    const accepted = load.statuses['202'] ?? 0;
+    let settledAt = Date.now();
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const { rows } = await db.query<{ n: string }>(
+        'SELECT count(*) AS n FROM issue_requests WHERE coupon_id = $1',
+        [couponId],
+      );
+      settledAt = Date.now();
+      if (Number(rows[0]?.n) >= accepted) break;
+      if (Date.now() > deadline) throw new Error('the scenario did not settle in 2 minutes');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const { rows } = await db.query<{ status: string; n: string }>(
+      'SELECT status, count(*) AS n FROM issue_requests WHERE coupon_id = $1 GROUP BY status',
+      [couponId],
+    );
+    const byStatus = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+    const issuedRows = Number(
+      (
+        await db.query<{ n: string }>(
+          'SELECT count(*) AS n FROM issued_coupons WHERE coupon_id = $1',
+          [couponId],
+        )
+      ).rows[0]?.n,
+    );
+    const rejectedAtAccept = load.statuses['409'] ?? 0;
+    const other = load.completed - accepted - rejectedAtAccept;
+    return {
+      coupons,
+      requests,
+      accepted,
+      rejectedAtAccept,
+      other,
+      issued: issuedRows,
+      rejectedByWorker: byStatus.REJECTED ?? 0,
+      latencyMs: load.latencyMs,
+      achievedRps: load.achievedRps,
+      settleMs: Math.max(0, settledAt - load.lastDueEpochMs),
+      exact:
+        issuedRows === coupons &&
+        (byStatus.ISSUED ?? 0) === coupons &&
+        other === 0 &&
+        load.errors === 0,
+    };
+  } finally {
+    await service.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
+  }
+}
+
+/** Redis memory per waiting request, from a deep queue. */
+async function benchMemory(redis: Redis): Promise<{ pending: number; bytesPerPending: number }> {
+  const port = 3303;
+  const n = settings.memory.pending;
+  const api = await startService(port, { ROLE: 'api', API_PROCESSES: '1' });
+  const couponId = await createCoupon(port, n * 2);
+  await api.stop();
+  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+  const before = await used();
+  process.stdout.write(`  memory: ${n.toLocaleString('en')} pending requests\n`);
+  await prefillQueue(redis, PREFIX, couponId, n, `m${RUN}`);
+  const after = await used();
+  await deleteKeys(redis, `${PREFIX}*`);
+  return { pending: n, bytesPerPending: Math.round((after - before) / n) };
+}
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const pad = (s: string | number, n: number) => String(s).padEnd(n);
+const num = (n: number) => Math.round(n).toLocaleString('en');
+const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+
+async function main(): Promise<void> {
+  const machine = {
+    cores: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    redis: version('redis-server', ['--version']),
+    postgres: version('psql', ['--version']),
+  };
+  console.log(
+    `coupon-issuance benchmark (${settings.mode}) on ${machine.cores} cores, ${machine.cpu}`,
+  );
+  console.log(`settings: ${JSON.stringify(settings)}`);
+  console.log('building…');
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  await resetDatabase('coupons_bench');
+  const redis = new Redis(REDIS_URL);
+  const db = new pg.Client({ connectionString: databaseUrl('coupons_bench') });
+
+  console.log('accept endpoint:');
+  const ours = await benchOurs(redis);
+  await db.connect();
+  const ceiling = await benchContender(
+    'reference ceiling',
+    'bench/contenders/ceiling.ts',
+    3100,
+    { REDIS_URL, REDIS_KEY_PREFIX: PREFIX },
+    async () => 1,
+  );
+  await deleteKeys(redis, `${PREFIX}*`);
+  await resetDatabase('coupons_bench_naive');
+  const naive = await benchContender(
+    'naive (SELECT … FOR UPDATE)',
+    'bench/contenders/naive.ts',
+    3200,
+    { DATABASE_URL: databaseUrl('coupons_bench_naive') },
+    async () => {
+      const res = await fetch('http://127.0.0.1:3200/coupons', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ totalQuantity: 10_000_000 }),
+      });
+      return ((await res.json()) as { id: number }).id;
+    },
+  );
+  console.log('drain:');
+  const drain = await benchDrain(redis, db);
+  console.log('scenario:');
+  const scenario = await benchScenario(redis, db);
+  console.log('memory:');
+  const memory = await benchMemory(redis);
+  await db.end();
+  redis.disconnect();
+
+  const apiRss = Math.max(
+    0,
+    ...ours.processes.filter((p) => p.what.includes('(api)')).map((p) => p.peakRssMb),
+  );
+  const results = {
+    at: new Date().toISOString(),
+    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    machine,
+    settings,
+    accept: { ours, ceiling, naive },
+    ratios: {
+      oursToCeiling: ours.saturation.throughputRps / ceiling.saturation.throughputRps,
+      oursToNaive: ours.saturation.throughputRps / naive.saturation.throughputRps,
+      drainToCeiling: drain.drainRps / drain.ceilingRps,
+    },
+    drain,
+    scenario,
+    memory: { ...memory, apiPeakRssMb: apiRss },
+    targets: {
+      acceptRps: { target: targets.acceptRps, value: ours.saturation.throughputRps },
+      acceptP99At5000Ms: { target: targets.acceptP99At5000Ms, value: ours.fixedRate.latencyMs.p99 },
+      ceilingRatio: {
+        target: targets.ceilingRatio,
+        value: ours.saturation.throughputRps / ceiling.saturation.throughputRps,
+      },
+      naiveRatio: {
+        target: targets.naiveRatio,
+        value: ours.saturation.throughputRps / naive.saturation.throughputRps,
+      },
+      drainRps: { target: targets.drainRps, value: drain.drainRps },
+      drainCeilingRatio: {
+        target: targets.drainCeilingRatio,
+        value: drain.drainRps / drain.ceilingRps,
+      },
+      scenarioP95Ms: { target: targets.scenarioP95Ms, value: scenario.latencyMs.p95 },
+      scenarioSettleMs: { target: targets.scenarioSettleMs, value: scenario.settleMs },
+      redisBytesPerPending: { target: targets.redisBytesPerPending, value: memory.bytesPerPending },
+      apiRssMb: { target: targets.apiRssMb, value: apiRss },
+    },
+  };
+
+  console.log('');
+  console.log(
+    `${pad('accept endpoint', 30)}${pad('saturation rps', 16)}${pad('p50/p99 ms', 14)}${pad(`@${settings.fixedRate.rps}/s p50/p95/p99/max ms`, 30)}achieved`,
+  );
+  for (const c of [ours, ceiling, naive]) {
+    const f = c.fixedRate.latencyMs;
+    console.log(
+      `${pad(c.name, 30)}${pad(num(c.saturation.throughputRps), 16)}${pad(`${c.saturation.latencyMs.p50}/${c.saturation.latencyMs.p99}`, 14)}${pad(`${f.p50}/${f.p95}/${f.p99}/${f.max}`, 30)}${num(c.fixedRate.achievedRps)}/s`,
+    );
+  }
+  const r = results.ratios;
+  console.log(
+    `ratios: ours/ceiling ${r.oursToCeiling.toFixed(2)}, ours/naive ${r.oursToNaive.toFixed(1)}`,
+  );
+  console.log(
+    `drain: ${num(drain.drainRps)} decided+persisted/s over ${num(drain.requests)} (${drain.batches} batches); bare ceiling ${num(drain.ceilingRps)}/s; ratio ${r.drainToCeiling.toFixed(2)}`,
+  );
+  const s = scenario;
+  console.log(
+    `scenario: ${num(s.requests)} requests at ${num(s.achievedRps)}/s → ${num(s.accepted)} accepted, ${num(s.rejectedAtAccept)} refused SOLD_OUT at once, ${num(s.issued)} issued, ${s.rejectedByWorker} rejected by the worker, ${s.other} other; accept p50/p95/p99/max ${s.latencyMs.p50}/${s.latencyMs.p95}/${s.latencyMs.p99}/${s.latencyMs.max} ms; all final ${num(s.settleMs)} ms after the last request; exactly the stock issued: ${s.exact ? 'yes' : 'NO'}`,
+  );
+  console.log(
+    `memory: ${memory.bytesPerPending} Redis bytes per pending request (${num(memory.pending)} deep queue)`,
+  );
+  for (const p of [
+    ...ours.processes.map((x) => ({ ...x, of: 'service' })),
+    { pid: 0, what: 'drain worker', peakRssMb: drain.workerPeakRssMb, of: 'drain' },
+  ]) {
+    console.log(`  peak RSS ${pad(p.what, 40)} ${p.peakRssMb} MB`);
+  }
+  console.log('targets:');
+  const below = new Set([
+    'acceptP99At5000Ms',
+    'scenarioP95Ms',
+    'scenarioSettleMs',
+    'redisBytesPerPending',
+    'apiRssMb',
+  ]);
+  for (const [name, t] of Object.entries(results.targets)) {
+    const ok = below.has(name) ? t.value <= t.target : t.value >= t.target;
+    console.log(
+      `  ${pad(name, 24)} ${pad(below.has(name) ? `≤ ${t.target}` : `≥ ${t.target}`, 12)} ${pad(Number(t.value.toFixed(2)), 12)} ${mark(ok)}`,
+    );
+  }
+
+  mkdirSync(RESULTS, { recursive: true });
+  const stamp = results.at.replace(/[:.]/g, '-');
+  writeFileSync(join(RESULTS, `${stamp}.json`), JSON.stringify(results, null, 2));
+  writeFileSync(
+    join(RESULTS, `latest${quick ? '-quick' : ''}.json`),
+    JSON.stringify(results, null, 2),
+  );
+  const chart = renderChart({
+    title: `Accept endpoint on ${machine.cores} cores (service, load generator, Redis and PostgreSQL on one machine)`,
+    subtitle: `${results.command} · ${results.at.slice(0, 10)} · saturation: ${settings.saturation.connections} connections; latency: open model at ${settings.fixedRate.rps}/s`,
+    contenders: [ours, ceiling, naive].map((c) => ({
+      name: c.name,
+      throughputRps: c.saturation.throughputRps,
+      latencyMs: c.fixedRate.latencyMs,
+    })),
+  });
+  writeFileSync(join(RESULTS, `latest${quick ? '-quick' : ''}.svg`), chart);
+  console.log(
+    `wrote bench/results/${stamp}.json and bench/results/latest${quick ? '-quick' : ''}.{json,svg}`,
+  );
+  if (!scenario.exact) {
+    console.error('correctness check failed: the scenario did not issue exactly the stock');
+    process.exit(1);
+  }
+}
+
+await main();
