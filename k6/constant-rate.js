@@ -43,7 +43,6 @@
  * offered demand (RATE x DURATION) clearly exceeds COUPONS, a sold-out event.
  */
 
-/* global console -- k6 provides it; eslint.config.js declares only __ENV, __VU, __ITER */
 
 import http from 'k6/http';
 import { check } from 'k6';

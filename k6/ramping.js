@@ -31,7 +31,6 @@
  * different VUs are not compared.
  */
 
-/* global console -- k6 provides it; eslint.config.js declares only __ENV, __VU, __ITER */
 
 import http from 'k6/http';
 import { check, sleep } from 'k6';
