@@ -43,7 +43,6 @@
  * offered demand (RATE x DURATION) clearly exceeds COUPONS, a sold-out event.
  */
 
-
 import http from 'k6/http';
 import { check } from 'k6';
 import exec from 'k6/execution';

@@ -31,7 +31,6 @@
  * different VUs are not compared.
  */
 
-
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
