@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { eq, sql, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import {
@@ -21,7 +21,7 @@ import {
 import type { Database } from './client.js';
 import { postgresCall } from './guard.js';
 import * as schema from './schema.js';
-import { coupons, issueRequests, issuedCoupons, workerBatches } from './schema.js';
+import { coupons, issueRequests, workerBatches } from './schema.js';
 
 type Tx = Database;
 
@@ -113,6 +113,12 @@ export class PgIssueLedger implements IssueLedger {
     };
   }
 
+  /**
+   * The batch's statements. Rows travel as a few array parameters (unnest,
+   * = ANY) rather than as thousands of bound values: building a 1,000-row
+   * VALUES list through the query builder cost more CPU than PostgreSQL
+   * spent on the whole transaction.
+   */
   private async write(tx: Tx, batch: DecidedBatch): Promise<CommitResult> {
     const claimed = await tx
       .insert(workerBatches)
@@ -154,23 +160,13 @@ export class PgIssueLedger implements IssueLedger {
     const holders =
       candidates.length === 0
         ? []
-        : await tx
-            .select({
-              userId: issuedCoupons.userId,
-              requestId: issuedCoupons.requestId,
-              id: issuedCoupons.id,
-            })
-            .from(issuedCoupons)
-            .where(
-              and(
-                eq(issuedCoupons.couponId, batch.couponId),
-                inArray(
-                  issuedCoupons.userId,
-                  candidates.map((c) => c.userId),
-                ),
-              ),
-            );
-    const holderOf = new Map(holders.map((h) => [h.userId, h]));
+        : await rows<{ user_id: string }>(
+            tx,
+            sql`SELECT c.user_id
+                FROM unnest(${textArray(candidates.map((c) => c.userId))}::text[]) AS u(id)
+                JOIN issued_coupons c ON c.coupon_id = ${batch.couponId} AND c.user_id = u.id`,
+          );
+    const held = new Set(holders.map((h) => h.user_id));
 
     const outcomes = new Map<string, RecordedOutcome>(alreadyFinal);
     const toIssue: typeof items = [];
@@ -179,7 +175,7 @@ export class PgIssueLedger implements IssueLedger {
       if (outcomes.has(item.requestId)) continue;
       if (item.outcome !== 'ISSUED') {
         outcomes.set(item.requestId, { outcome: item.outcome, issueId: null });
-      } else if (holderOf.has(item.userId)) {
+      } else if (held.has(item.userId)) {
         outcomes.set(item.requestId, { outcome: 'ALREADY_ISSUED', issueId: null });
       } else if (room <= 0) {
         // Redis believed there was stock; the database knows better.
@@ -190,21 +186,19 @@ export class PgIssueLedger implements IssueLedger {
       }
     }
 
+    const decidedAt = batch.decidedAt.toISOString();
     if (toIssue.length > 0) {
-      const inserted = await tx
-        .insert(issuedCoupons)
-        .values(
-          toIssue.map((i) => ({
-            couponId: batch.couponId,
-            userId: i.userId,
-            requestId: i.requestId,
-            issuedAt: batch.decidedAt,
-          })),
-        )
-        .onConflictDoNothing()
-        .returning({ id: issuedCoupons.id, requestId: issuedCoupons.requestId });
+      const inserted = await rows<{ id: string; request_id: string }>(
+        tx,
+        sql`INSERT INTO issued_coupons (coupon_id, user_id, request_id, issued_at)
+            SELECT ${batch.couponId}, u, r, ${decidedAt}::timestamptz
+            FROM unnest(${textArray(toIssue.map((i) => i.userId))}::text[],
+                        ${textArray(toIssue.map((i) => i.requestId))}::text[]) AS t(u, r)
+            ON CONFLICT DO NOTHING
+            RETURNING id, request_id`,
+      );
       // Only inserted rows come back: match them to requests by id, never by position.
-      const issueIdOf = new Map(inserted.map((r) => [r.requestId, r.id]));
+      const issueIdOf = new Map(inserted.map((r) => [r.request_id, Number(r.id)]));
       for (const item of toIssue) {
         const issueId = issueIdOf.get(item.requestId);
         if (issueId === undefined) {
@@ -222,25 +216,31 @@ export class PgIssueLedger implements IssueLedger {
 
     const fresh = items.filter((i) => !alreadyFinal.has(i.requestId));
     if (fresh.length > 0) {
-      await tx
-        .insert(issueRequests)
-        .values(
-          fresh.map((i) => {
-            const recorded = outcomes.get(i.requestId) as RecordedOutcome;
-            const { status, reason } = outcomeStatus(recorded.outcome);
-            return {
-              requestId: i.requestId,
-              couponId: batch.couponId,
-              userId: i.userId,
-              status,
-              reason,
-              issueId: recorded.issueId,
-              requestedAt: arrivalToDate(i.arrival),
-              decidedAt: batch.decidedAt,
-            };
-          }),
-        )
-        .onConflictDoNothing();
+      const statuses: string[] = [];
+      const reasons: (string | null)[] = [];
+      const issueIds: (number | null)[] = [];
+      for (const i of fresh) {
+        const recorded = outcomes.get(i.requestId) as RecordedOutcome;
+        const { status, reason } = outcomeStatus(recorded.outcome);
+        statuses.push(status);
+        reasons.push(reason);
+        issueIds.push(recorded.issueId);
+      }
+      // Arrivals are microseconds since the epoch: requested_at keeps them exactly.
+      await tx.execute(
+        sql`INSERT INTO issue_requests
+              (request_id, coupon_id, user_id, status, reason, issue_id, requested_at, decided_at)
+            SELECT r, ${batch.couponId}, u, s, nullif(re, ''), nullif(i, 0),
+                   to_timestamp(a::numeric / 1000000), ${decidedAt}::timestamptz
+            FROM unnest(${textArray(fresh.map((i) => i.requestId))}::text[],
+                        ${textArray(fresh.map((i) => i.userId))}::text[],
+                        ${textArray(statuses)}::text[],
+                        ${textArray(reasons.map((r) => r ?? ''))}::text[],
+                        ${`{${issueIds.map((i) => i ?? 0).join(',')}}`}::bigint[],
+                        ${`{${fresh.map((i) => i.arrival).join(',')}}`}::bigint[])
+              AS t(r, u, s, re, i, a)
+            ON CONFLICT DO NOTHING`,
+      );
     }
     return { kind: 'committed', outcomes };
   }
@@ -260,20 +260,41 @@ export class PgIssueLedger implements IssueLedger {
 
   private async outcomesOf(tx: Tx, requestIds: string[]): Promise<Map<string, RecordedOutcome>> {
     if (requestIds.length === 0) return new Map();
-    const rows = await tx
-      .select({
-        requestId: issueRequests.requestId,
-        status: issueRequests.status,
-        reason: issueRequests.reason,
-        issueId: issueRequests.issueId,
-      })
-      .from(issueRequests)
-      .where(inArray(issueRequests.requestId, requestIds));
+    const found = await rows<{
+      request_id: string;
+      status: string;
+      reason: string | null;
+      issue_id: string | null;
+    }>(
+      tx,
+      // A join on unnest plans as one primary-key probe per id; = ANY(array) drifted to a
+      // scan of the table as it grew.
+      sql`SELECT q.request_id, q.status, q.reason, q.issue_id
+          FROM unnest(${textArray(requestIds)}::text[]) AS r(id)
+          JOIN issue_requests q ON q.request_id = r.id`,
+    );
     return new Map(
-      rows.map((r) => [
-        r.requestId,
-        { outcome: (r.status === 'ISSUED' ? 'ISSUED' : r.reason) as Outcome, issueId: r.issueId },
+      found.map((r) => [
+        r.request_id,
+        {
+          outcome: (r.status === 'ISSUED' ? 'ISSUED' : r.reason) as Outcome,
+          issueId: r.issue_id === null ? null : Number(r.issue_id),
+        },
       ]),
     );
   }
+}
+
+/**
+ * A PostgreSQL array literal of text. The values here are request and user
+ * ids (letters, digits and _ . : -) and fixed words, but quoting every element
+ * keeps the literal right for any text.
+ */
+function textArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+}
+
+async function rows<T>(tx: Tx, query: SQL): Promise<T[]> {
+  const result = await tx.execute(query);
+  return result.rows as T[];
 }
