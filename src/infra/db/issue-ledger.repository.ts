@@ -2,7 +2,6 @@ import { eq, sql, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import {
-  arrivalToDate,
   formatRequestId,
   outcomeStatus,
   type IssueRequestView,
