@@ -525,7 +525,7 @@ async function main(): Promise<void> {
   for (const c of [ours, oursApi, ceiling, naive]) {
     const f = c.fixedRate.latencyMs;
     console.log(
-      `${pad(c.name, 36)}${pad(num(c.saturation.throughputRps), 16)}${pad(`${c.saturation.latencyMs.p50}/${c.saturation.latencyMs.p99}`, 14)}${pad(`${f.p50}/${f.p95}/${f.p99}/${f.max}`, 30)}${num(c.fixedRate.achievedRps)}/s`,
+      `${pad(c.name, 36)}${pad(num(c.saturation.throughputRps), 16)}${pad(`${c.saturation.latencyMs.p50}/${c.saturation.latencyMs.p99}`, 14)}${pad(`${Math.round(f.p50)}/${Math.round(f.p95)}/${Math.round(f.p99)}/${Math.round(f.max)}`, 30)}${num(c.fixedRate.achievedRps)}/s`,
     );
   }
   const r = results.ratios;

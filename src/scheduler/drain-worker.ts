@@ -21,7 +21,7 @@ const FAILURE_LOG_EVERY_MS = 5_000;
 
 /**
  * The batch worker. node-cron wakes it (BATCH_CRON, every second by default);
- * within a tick it takes batch after batch while any queue has work and polls
+ * within a tick it takes batch after batch while batches come back full and polls
  * every BATCH_INTERVAL_MS until the next tick, so a request waits far less
  * than a tick and throughput is not one batch per tick. A tick that arrives
  * while the loop runs only extends it: ticks never overlap in one process.
@@ -46,6 +46,8 @@ export class DrainWorker {
   private lastFailureLog = Number.NEGATIVE_INFINITY;
   private suppressed = 0;
   private lastError: string | undefined;
+  /** Whether the last pass took a full batch anywhere: then more is waiting, so no pause. */
+  private lastPassFull = false;
 
   constructor(
     private readonly deps: {
@@ -106,6 +108,7 @@ export class DrainWorker {
   async drainOnce(): Promise<number> {
     const { batchSize, leaseMs } = this.deps.settings;
     let settled = 0;
+    this.lastPassFull = false;
     for (const couponId of await this.deps.queue.activeCoupons()) {
       if (this.stopping) break;
       const started = performance.now();
@@ -116,6 +119,7 @@ export class DrainWorker {
       }
       this.logBatch(report, performance.now() - started);
       settled += report.size;
+      if (report.size >= batchSize) this.lastPassFull = true;
     }
     return settled;
   }
@@ -155,7 +159,9 @@ export class DrainWorker {
         this.failed(err);
         continue;
       }
-      if (settled === 0) {
+      // Partial batches mean the queues are (nearly) empty: wait an interval and let requests
+      // gather, rather than paying a transaction's fixed cost for every handful that arrives.
+      if (settled === 0 || !this.lastPassFull) {
         await this.sleep(Math.min(this.deps.settings.batchIntervalMs, this.deadline - this.now()));
       }
     }

@@ -129,4 +129,18 @@ describe('the drain worker', () => {
     expect(logger.info.calledWith('drain resumed')).to.equal(true);
     expect(worker.state().state).to.not.equal('backing-off');
   });
+
+  it('when batches come back partial, then the worker waits an interval between passes instead of committing every handful', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    // BATCH_SIZE is 10; each batch holds 3 requests.
+    const execute = sinon.stub().resolves(report('committed', 3));
+    const { worker } = setup(execute);
+
+    const loop = worker.tick();
+    await clock.tickAsync(1_000);
+    await loop;
+
+    // One pass (two coupons) per 5 ms interval over the 1 s tick.
+    expect(execute.callCount).to.be.within(2 * 150, 2 * 201);
+  });
 });
