@@ -14,85 +14,28 @@
  * SIGTERM or SIGINT to the primary stops the workers and exits 0. Every other
  * message goes to stderr.
  */
-import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import os from 'node:os';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type Request, type Response } from 'express';
 import { Redis } from 'ioredis';
+import {
+  intEnv,
+  isPrimary,
+  jsonErrors,
+  serve,
+  superviseWorkers,
+  workerChannel,
+} from './cluster-server.js';
 
 const PORT = intEnv('PORT', 3100);
 const PROCESSES = intEnv('PROCESSES', os.availableParallelism());
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const REDIS_KEY_PREFIX = process.env.REDIS_KEY_PREFIX ?? 'bench:';
 
-/** Sent by a worker to the primary. */
-type WorkerMessage = { type: 'listening' } | { type: 'failed'; message: string };
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < (name === 'PORT' ? 0 : 1)) {
-    console.error(`${name}=${raw} is not a valid value`);
-    process.exit(1);
-  }
-  return value;
-}
-
 // ---------------------------------------------------------------- primary
 
 function runPrimary(): void {
-  const workers = new Map<number, Worker>();
-  const listening = new Set<number>();
-  let stopping = false;
-
-  const stop = (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    const alive = [...workers.values()].filter((w) => !w.isDead());
-    if (alive.length === 0) process.exit(code);
-    let left = alive.length;
-    for (const worker of alive) {
-      worker.once('exit', () => {
-        left -= 1;
-        if (left === 0) process.exit(code);
-      });
-      worker.process.kill('SIGTERM');
-    }
-    // A worker stuck on a socket must not keep the primary alive.
-    setTimeout(() => {
-      for (const worker of alive) if (!worker.isDead()) worker.process.kill('SIGKILL');
-      process.exit(code);
-    }, 5_000).unref();
-  };
-
-  process.on('SIGTERM', () => stop(0));
-  process.on('SIGINT', () => stop(0));
-
-  for (let i = 0; i < PROCESSES; i += 1) {
-    const worker = cluster.fork();
-    workers.set(worker.id, worker);
-    worker.on('message', (message: WorkerMessage) => {
-      if (message.type === 'failed') {
-        console.error(`ceiling: worker ${worker.process.pid} failed: ${message.message}`);
-        stop(1);
-      } else if (message.type === 'listening') {
-        listening.add(worker.id);
-        if (listening.size === PROCESSES && !stopping) {
-          const pids = [...workers.values()].map((w) => w.process.pid);
-          process.stdout.write(
-            `${JSON.stringify({ ready: true, pid: process.pid, pids, port: PORT })}\n`,
-          );
-        }
-      }
-    });
-    worker.on('exit', (code, signal) => {
-      if (stopping) return;
-      console.error(`ceiling: worker ${worker.process.pid} exited (${signal ?? code})`);
-      stop(1);
-    });
-  }
+  superviseWorkers('ceiling', PROCESSES, PORT);
 }
 
 // ----------------------------------------------------------------- worker
@@ -102,11 +45,7 @@ interface CeilingRedis extends Redis {
 }
 
 async function runWorker(): Promise<void> {
-  const send = (message: WorkerMessage) => process.send?.(message);
-  // Ctrl-C reaches the whole process group; only the primary decides when to stop.
-  process.on('SIGINT', () => undefined);
-  // Orphaned (primary killed with SIGKILL): do not linger.
-  process.on('disconnect', () => process.exit(0));
+  const send = workerChannel();
 
   const redis = new Redis(REDIS_URL, {
     lazyConnect: true,
@@ -159,22 +98,14 @@ async function runWorker(): Promise<void> {
     });
   });
 
-  app.use((err: { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
-    const status = err.status ?? 500;
-    res.status(status).json({ code: status < 500 ? 'BAD_REQUEST' : 'ERROR' });
-  });
+  jsonErrors(app);
 
-  const server: Server = app.listen(PORT, (err?: Error) => {
-    if (err) send({ type: 'failed', message: `cannot listen on ${PORT}: ${err.message}` });
-    else send({ type: 'listening' });
-  });
-
-  process.on('SIGTERM', () => {
+  serve(app, PORT, send, (server) => {
     server.close();
     redis.disconnect();
     process.exit(0);
   });
 }
 
-if (cluster.isPrimary) runPrimary();
+if (isPrimary) runPrimary();
 else void runWorker();

@@ -27,30 +27,23 @@
  * The issue is decided before answering; it answers 202, not 201, so that
  * status codes compare like for like with the service and the ceiling.
  */
-import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type Request, type Response } from 'express';
 import pg from 'pg';
+import {
+  intEnv,
+  isPrimary,
+  jsonErrors,
+  serve,
+  superviseWorkers,
+  workerChannel,
+} from './cluster-server.js';
 
 const PORT = intEnv('PORT', 3200);
 const PROCESSES = intEnv('PROCESSES', os.availableParallelism());
 const PG_POOL = intEnv('PG_POOL', 10);
 const DATABASE_URL =
   process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/coupons_bench_naive';
-
-/** Sent by a worker to the primary. */
-type WorkerMessage = { type: 'listening' } | { type: 'failed'; message: string };
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < (name === 'PORT' ? 0 : 1)) {
-    console.error(`${name}=${raw} is not a valid value`);
-    process.exit(1);
-  }
-  return value;
-}
 
 /** The URL with its password hidden, for messages. */
 function describeUrl(url: string): string {
@@ -125,56 +118,7 @@ async function runPrimary(): Promise<void> {
     process.exit(1);
   }
 
-  const workers = new Map<number, Worker>();
-  const listening = new Set<number>();
-  let stopping = false;
-
-  const stop = (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    const alive = [...workers.values()].filter((w) => !w.isDead());
-    if (alive.length === 0) process.exit(code);
-    let left = alive.length;
-    for (const worker of alive) {
-      worker.once('exit', () => {
-        left -= 1;
-        if (left === 0) process.exit(code);
-      });
-      worker.process.kill('SIGTERM');
-    }
-    // A worker stuck on a socket must not keep the primary alive.
-    setTimeout(() => {
-      for (const worker of alive) if (!worker.isDead()) worker.process.kill('SIGKILL');
-      process.exit(code);
-    }, 5_000).unref();
-  };
-
-  process.on('SIGTERM', () => stop(0));
-  process.on('SIGINT', () => stop(0));
-
-  for (let i = 0; i < PROCESSES; i += 1) {
-    const worker = cluster.fork();
-    workers.set(worker.id, worker);
-    worker.on('message', (message: WorkerMessage) => {
-      if (message.type === 'failed') {
-        console.error(`naive: worker ${worker.process.pid} failed: ${message.message}`);
-        stop(1);
-      } else if (message.type === 'listening') {
-        listening.add(worker.id);
-        if (listening.size === PROCESSES && !stopping) {
-          const pids = [...workers.values()].map((w) => w.process.pid);
-          process.stdout.write(
-            `${JSON.stringify({ ready: true, pid: process.pid, pids, port: PORT })}\n`,
-          );
-        }
-      }
-    });
-    worker.on('exit', (code, signal) => {
-      if (stopping) return;
-      console.error(`naive: worker ${worker.process.pid} exited (${signal ?? code})`);
-      stop(1);
-    });
-  }
+  superviseWorkers('naive', PROCESSES, PORT);
 }
 
 // ----------------------------------------------------------------- worker
@@ -190,11 +134,7 @@ class Refusal {
 }
 
 async function runWorker(): Promise<void> {
-  const send = (message: WorkerMessage) => process.send?.(message);
-  // Ctrl-C reaches the whole process group; only the primary decides when to stop.
-  process.on('SIGINT', () => undefined);
-  // Orphaned (primary killed with SIGKILL): do not linger.
-  process.on('disconnect', () => process.exit(0));
+  const send = workerChannel();
 
   const pool = new pg.Pool({
     connectionString: DATABASE_URL,
@@ -295,22 +235,14 @@ async function runWorker(): Promise<void> {
     }
   });
 
-  app.use((err: { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
-    const status = err.status ?? 500;
-    res.status(status).json({ code: status < 500 ? 'BAD_REQUEST' : 'ERROR' });
-  });
+  jsonErrors(app);
 
-  const server = app.listen(PORT, (err?: Error) => {
-    if (err) send({ type: 'failed', message: `cannot listen on ${PORT}: ${err.message}` });
-    else send({ type: 'listening' });
-  });
-
-  process.on('SIGTERM', () => {
+  serve(app, PORT, send, (server) => {
     server.close();
     setTimeout(() => process.exit(0), 1_000).unref();
     void pool.end().finally(() => process.exit(0));
   });
 }
 
-if (cluster.isPrimary) void runPrimary();
+if (isPrimary) void runPrimary();
 else void runWorker();
