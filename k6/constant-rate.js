@@ -65,9 +65,9 @@ import {
   newRunId,
   requestIssue,
   settleReport,
-  storesAgree,
   userId,
   waitUntilSettled,
+  settleAndRecord,
 } from './lib.js';
 
 // ---------------------------------------------------------------------------
@@ -250,19 +250,11 @@ export function probe(data) {
 
 /** After the accept phase: wait until no accepted request is left undecided. */
 export function settle(data) {
-  let result = { settled: false, how: 'error', waitedMs: 0, coupon: null, consistency: null };
-  try {
-    result = waitUntilSettled(data.couponId, {
-      timeoutMs: SETTLE_TIMEOUT_MS,
-      stableMs: SETTLE_STABLE_MS,
-    });
-  } finally {
-    settled.add(result.settled);
-    storesAgreeRate.add(result.settled && storesAgree(result));
-    settleWait.add(result.waitedMs);
-    if (result.coupon) couponIssuedCount.add(result.coupon.issuedCount);
-    console.log(`settle: ${settleReport(data.couponId, result)}`);
-  }
+  settleAndRecord(
+    data.couponId,
+    { settled, storesAgreeRate, settleWait, couponIssuedCount },
+    { timeoutMs: SETTLE_TIMEOUT_MS, stableMs: SETTLE_STABLE_MS },
+  );
 }
 
 /** Final report: the coupon's counts once everything is decided. */

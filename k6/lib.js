@@ -404,3 +404,20 @@ export function storesAgree(result) {
     result.consistency.consistent === true
   );
 }
+
+/**
+ * The settle step both scripts end with: wait until no accepted request is
+ * left undecided, then record the verdicts on the script's own metrics.
+ */
+export function settleAndRecord(couponId, metrics, options) {
+  let result = { settled: false, how: 'error', waitedMs: 0, coupon: null, consistency: null };
+  try {
+    result = waitUntilSettled(couponId, options);
+  } finally {
+    metrics.settled.add(result.settled);
+    metrics.storesAgreeRate.add(result.settled && storesAgree(result));
+    metrics.settleWait.add(result.waitedMs);
+    if (result.coupon) metrics.couponIssuedCount.add(result.coupon.issuedCount);
+    console.log(`settle: ${settleReport(couponId, result)}`);
+  }
+}

@@ -51,9 +51,9 @@ import {
   newRunId,
   requestIssue,
   settleReport,
-  storesAgree,
   userId,
   waitUntilSettled,
+  settleAndRecord,
 } from './lib.js';
 
 // ---------------------------------------------------------------------------
@@ -185,19 +185,11 @@ export function ramp(data) {
 
 /** After the ramp: wait until no accepted request is left undecided. */
 export function settle(data) {
-  let result = { settled: false, how: 'error', waitedMs: 0, coupon: null, consistency: null };
-  try {
-    result = waitUntilSettled(data.couponId, {
-      timeoutMs: SETTLE_TIMEOUT_MS,
-      stableMs: SETTLE_STABLE_MS,
-    });
-  } finally {
-    settled.add(result.settled);
-    storesAgreeRate.add(result.settled && storesAgree(result));
-    settleWait.add(result.waitedMs);
-    if (result.coupon) couponIssuedCount.add(result.coupon.issuedCount);
-    console.log(`settle: ${settleReport(data.couponId, result)}`);
-  }
+  settleAndRecord(
+    data.couponId,
+    { settled, storesAgreeRate, settleWait, couponIssuedCount },
+    { timeoutMs: SETTLE_TIMEOUT_MS, stableMs: SETTLE_STABLE_MS },
+  );
 }
 
 /** Polls until settled and reports how many coupons were issued. */
