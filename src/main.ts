@@ -16,6 +16,9 @@ import { runSupervisor, type ChildMessage } from './supervisor.js';
  * and, with ROLE=all, one batch worker process.
  */
 async function main(): Promise<void> {
+  // Ctrl-C reaches the whole process group: under a supervisor only it decides (it passes
+  // SIGTERM on). Ignored from the first line, so a child still starting is not killed by it.
+  if (cluster.isWorker) process.on('SIGINT', () => undefined);
   let config: Config;
   try {
     config = loadConfig();
@@ -80,7 +83,7 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  if (!cluster.isWorker) process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 function fail(err: unknown, config: Config, logger: AppLogger): never {

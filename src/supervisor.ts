@@ -44,6 +44,12 @@ export function runSupervisor(config: Config, logger: Logger): void {
       if (roles.size === 0) process.exit(process.exitCode ?? 0);
       return;
     }
+    if (signal === 'SIGINT') {
+      // Ctrl-C reached a child still loading (before it could ignore it): the group is being
+      // stopped interactively, so stop cleanly rather than call it a failed start.
+      stop('SIGINT');
+      return;
+    }
     if (!wasReady) {
       logger.error('a process failed while starting: stopping', { role, code, signal });
       stopping = true;

@@ -96,10 +96,24 @@ describe('the multi-process mode (npm start)', function () {
       const now = childrenOf(pid);
       return now.length === 3 && !now.includes(apiPids[0] as number) ? now : undefined;
     });
+    await until('the replacement to be ready', () =>
+      output.split('all processes ready').length > 2 ? true : undefined,
+    );
     const after = await requestIssue(baseUrl, couponId, 'c4');
     expect(after.status).to.equal(202);
 
     const beforeStop = childrenOf(pid);
+    // Ctrl-C sends SIGINT to the whole group: the children leave it to the supervisor.
+    for (const child of beforeStop) process.kill(child, 'SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const afterSigint = (() => {
+      try {
+        return childrenOf(pid);
+      } catch {
+        throw new Error(`the supervisor is gone after SIGINT reached its children:\n${output}`);
+      }
+    })();
+    expect(afterSigint.sort()).to.deep.equal([...beforeStop].sort());
     primary.kill('SIGTERM');
     const exit = await new Promise<{ code: number | null }>((resolve) =>
       primary?.once('exit', (code) => resolve({ code })),
