@@ -1,4 +1,4 @@
-import { eq, sql, type SQL } from 'drizzle-orm';
+import { eq, sql, type Param, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import {
@@ -113,8 +113,8 @@ export class PgIssueLedger implements IssueLedger {
   }
 
   /**
-   * The batch's statements. Rows travel as a few array parameters (unnest,
-   * = ANY) rather than as thousands of bound values: building a 1,000-row
+   * The batch's statements. Rows travel as a few array parameters (unnest),
+   * rather than as thousands of bound values: building a 1,000-row
    * VALUES list through the query builder cost more CPU than PostgreSQL
    * spent on the whole transaction.
    */
@@ -162,7 +162,7 @@ export class PgIssueLedger implements IssueLedger {
         : await rows<{ user_id: string }>(
             tx,
             sql`SELECT c.user_id
-                FROM unnest(${textArray(candidates.map((c) => c.userId))}::text[]) AS u(id)
+                FROM unnest(${array(candidates.map((c) => c.userId))}::text[]) AS u(id)
                 JOIN issued_coupons c ON c.coupon_id = ${batch.couponId} AND c.user_id = u.id`,
           );
     const held = new Set(holders.map((h) => h.user_id));
@@ -191,8 +191,8 @@ export class PgIssueLedger implements IssueLedger {
         tx,
         sql`INSERT INTO issued_coupons (coupon_id, user_id, request_id, issued_at)
             SELECT ${batch.couponId}, u, r, ${decidedAt}::timestamptz
-            FROM unnest(${textArray(toIssue.map((i) => i.userId))}::text[],
-                        ${textArray(toIssue.map((i) => i.requestId))}::text[]) AS t(u, r)
+            FROM unnest(${array(toIssue.map((i) => i.userId))}::text[],
+                        ${array(toIssue.map((i) => i.requestId))}::text[]) AS t(u, r)
             ON CONFLICT DO NOTHING
             RETURNING id, request_id`,
       );
@@ -229,14 +229,14 @@ export class PgIssueLedger implements IssueLedger {
       await tx.execute(
         sql`INSERT INTO issue_requests
               (request_id, coupon_id, user_id, status, reason, issue_id, requested_at, decided_at)
-            SELECT r, ${batch.couponId}, u, s, nullif(re, ''), nullif(i, 0),
+            SELECT r, ${batch.couponId}, u, s, re, i,
                    to_timestamp(a::numeric / 1000000), ${decidedAt}::timestamptz
-            FROM unnest(${textArray(fresh.map((i) => i.requestId))}::text[],
-                        ${textArray(fresh.map((i) => i.userId))}::text[],
-                        ${textArray(statuses)}::text[],
-                        ${textArray(reasons.map((r) => r ?? ''))}::text[],
-                        ${`{${issueIds.map((i) => i ?? 0).join(',')}}`}::bigint[],
-                        ${`{${fresh.map((i) => i.arrival).join(',')}}`}::bigint[])
+            FROM unnest(${array(fresh.map((i) => i.requestId))}::text[],
+                        ${array(fresh.map((i) => i.userId))}::text[],
+                        ${array(statuses)}::text[],
+                        ${array(reasons)}::text[],
+                        ${array(issueIds)}::bigint[],
+                        ${array(fresh.map((i) => i.arrival))}::bigint[])
               AS t(r, u, s, re, i, a)
             ON CONFLICT DO NOTHING`,
       );
@@ -269,7 +269,7 @@ export class PgIssueLedger implements IssueLedger {
       // A join on unnest plans as one primary-key probe per id; = ANY(array) drifted to a
       // scan of the table as it grew.
       sql`SELECT q.request_id, q.status, q.reason, q.issue_id
-          FROM unnest(${textArray(requestIds)}::text[]) AS r(id)
+          FROM unnest(${array(requestIds)}::text[]) AS r(id)
           JOIN issue_requests q ON q.request_id = r.id`,
     );
     return new Map(
@@ -284,13 +284,9 @@ export class PgIssueLedger implements IssueLedger {
   }
 }
 
-/**
- * A PostgreSQL array literal of text. The values here are request and user
- * ids (letters, digits and _ . : -) and fixed words, but quoting every element
- * keeps the literal right for any text.
- */
-function textArray(values: readonly string[]): string {
-  return `{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+/** One bound parameter holding a whole column of values; the driver writes the array literal. */
+function array(values: readonly (string | number | null)[]): Param {
+  return sql.param(values);
 }
 
 async function rows<T>(tx: Tx, query: SQL): Promise<T[]> {
