@@ -1,7 +1,8 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import { DependencyUnavailableError } from '../domain/errors.js';
 import type { IssueQueue, Logger } from '../domain/ports.js';
-import type { BatchReport, ProcessNextBatch } from '../domain/use-cases/process-next-batch.js';
+import type { BatchReport } from '../domain/use-cases/batch-settler.js';
+import type { ProcessNextBatch } from '../domain/use-cases/process-next-batch.js';
 import type { RecoverExpiredBatches } from '../domain/use-cases/recover-expired-batches.js';
 import type { RestoreGates } from '../domain/use-cases/restore-gates.js';
 

@@ -215,6 +215,26 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
     }
   });
 
+  /** Starts a healthy worker and waits until it has recovered `batchId`; returns how it settled it. */
+  async function recoverWithHealthyWorker(
+    batchId: string | undefined,
+    batchSize: number,
+  ): Promise<unknown> {
+    if (!batchId) throw new Error('no leased batch to recover');
+    const healthy = await fleet.start({
+      name: 'healthy',
+      role: 'worker',
+      batchSize,
+      leaseMs: LEASE_MS,
+    });
+    const recovered = await healthy.waitForMessage(
+      'recovered an expired batch',
+      { batchId },
+      { timeoutMs: 30_000 },
+    );
+    return recovered.json?.settlement;
+  }
+
   /** A crashed worker's first batch, and what it leaves behind. */
   async function crashFirstBatch(point: 'after-take' | 'before-commit' | 'after-commit') {
     const couponId = await createCoupon(h.baseUrl, { name: `Kill ${point}`, totalQuantity: 12 });
@@ -254,18 +274,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         expect(between.issuedCount).to.equal(0);
         expect(await batchRows(h, couponId)).to.deep.equal([]);
 
-        const healthy = await fleet.start({
-          name: 'healthy',
-          role: 'worker',
-          batchSize: 5,
-          leaseMs: LEASE_MS,
-        });
-        const recovered = await healthy.waitForMessage(
-          'recovered an expired batch',
-          { batchId: crashedBatch },
-          { timeoutMs: 30_000 },
-        );
-        expect(recovered.json?.settlement).to.equal('compensated');
+        expect(await recoverWithHealthyWorker(crashedBatch, 5)).to.equal('compensated');
 
         const state = await expectInvariants(h, couponId, accepted);
         expect(state.issuedRows).to.have.length(12);
@@ -290,18 +299,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       expect(committedRows.map((r) => r.userId).sort()).to.deep.equal(users.slice(0, 5).sort());
       expect(committedRows.every((r) => r.status === 'ISSUED')).to.equal(true);
 
-      const healthy = await fleet.start({
-        name: 'healthy',
-        role: 'worker',
-        batchSize: 5,
-        leaseMs: LEASE_MS,
-      });
-      const recovered = await healthy.waitForMessage(
-        'recovered an expired batch',
-        { batchId: crashedBatch },
-        { timeoutMs: 30_000 },
-      );
-      expect(recovered.json?.settlement).to.equal('committed');
+      expect(await recoverWithHealthyWorker(crashedBatch, 5)).to.equal('committed');
 
       const state = await expectInvariants(h, couponId, accepted);
       expect(state.issuedRows).to.have.length(12);
@@ -341,18 +339,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       const [frozenBatch, ...others] = await leasedBatchIds(h, couponId);
       expect(others).to.deep.equal([]);
 
-      const healthy = await fleet.start({
-        name: 'healthy',
-        role: 'worker',
-        batchSize: 5,
-        leaseMs: LEASE_MS,
-      });
-      const recovered = await healthy.waitForMessage(
-        'recovered an expired batch',
-        { batchId: frozenBatch },
-        { timeoutMs: 30_000 },
-      );
-      expect(recovered.json?.settlement).to.equal('compensated');
+      expect(await recoverWithHealthyWorker(frozenBatch, 5)).to.equal('compensated');
       const state = await expectInvariants(h, couponId, accepted);
       expect(state.issuedRows).to.have.length(12);
       expectFirstArrivalsIssued(state, accepted);
@@ -407,21 +394,10 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       expect(others).to.deep.equal([]);
       expect(await batchRows(h, couponId)).to.deep.equal([]);
 
-      const healthy = await fleet.start({
-        name: 'healthy',
-        role: 'worker',
-        batchSize: 10,
-        leaseMs: LEASE_MS,
-      });
       // The frozen transaction is aborted by the server (idle_in_transaction_session_timeout is
       // below the lease), so the fence does not wait on it: the batch is recovered while the
       // frozen worker still sleeps.
-      const recovered = await healthy.waitForMessage(
-        'recovered an expired batch',
-        { batchId: frozenBatch },
-        { timeoutMs: 30_000 },
-      );
-      expect(recovered.json?.settlement).to.equal('compensated');
+      expect(await recoverWithHealthyWorker(frozenBatch, 10)).to.equal('compensated');
       await eventually('every request to be decided while the worker is frozen', async () =>
         (await couponState(h.container, couponId)).requestRows.length === 8 ? true : undefined,
       );

@@ -1,10 +1,8 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import type { IssueQueue } from '../../src/domain/ports.js';
-import type {
-  BatchReport,
-  ProcessNextBatch,
-} from '../../src/domain/use-cases/process-next-batch.js';
+import type { BatchReport } from '../../src/domain/use-cases/batch-settler.js';
+import type { ProcessNextBatch } from '../../src/domain/use-cases/process-next-batch.js';
 import type { RecoverExpiredBatches } from '../../src/domain/use-cases/recover-expired-batches.js';
 import type { RestoreGates } from '../../src/domain/use-cases/restore-gates.js';
 import { BatchNotCommitted, DrainWorker } from '../../src/scheduler/drain-worker.js';

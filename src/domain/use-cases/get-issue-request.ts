@@ -1,5 +1,10 @@
 import { DomainError } from '../errors.js';
-import { arrivalToDate, parseRequestId, type IssueRequestView } from '../issue-request.js';
+import {
+  arrivalToDate,
+  parseRequestId,
+  type IssueRequestView,
+  type RequestRef,
+} from '../issue-request.js';
 import type { CouponRepository, IssueGate, IssueLedger, PendingLookup } from '../ports.js';
 import type { CouponGateLoader } from './coupon-gate-loader.js';
 
@@ -37,7 +42,7 @@ export class GetIssueRequest {
     }
     const final = await this.deps.ledger.findRequest(requestId);
     if (final) return final;
-    if (pending.since === null) pending = await this.loadGate(ref.couponId, pending);
+    if (pending.since === null) pending = await this.loadGateAndLookAgain(ref, pending);
     if (
       pending.kind === 'absent' &&
       pending.since !== null &&
@@ -58,13 +63,16 @@ export class GetIssueRequest {
   }
 
   /** The gate is not loaded (Redis lost it): load it, so "lost" can be told from "never existed". */
-  private async loadGate(couponId: number, absent: PendingLookup): Promise<PendingLookup> {
+  private async loadGateAndLookAgain(
+    ref: RequestRef,
+    absent: PendingLookup,
+  ): Promise<PendingLookup> {
     try {
-      await this.deps.loader.ensureLoaded(couponId);
+      await this.deps.loader.ensureLoaded(ref.couponId);
     } catch (err) {
       if (err instanceof DomainError && err.code === 'COUPON_NOT_FOUND') return absent;
       throw err;
     }
-    return this.deps.gate.pending({ couponId, arrival: '0', nonce: '' });
+    return this.deps.gate.pending(ref);
   }
 }

@@ -9,9 +9,6 @@ import {
 } from '../ports.js';
 import { batchReport, type BatchReport, type BatchSettler } from './batch-settler.js';
 
-export type { BatchReport, BatchSettlement } from './batch-settler.js';
-export { correctionsFor } from './batch-settler.js';
-
 export class ProcessNextBatch {
   constructor(
     private readonly deps: {
