@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import type { DecidedBatch } from '../../src/domain/ports.js';
+import { BatchNotWrittenError, type DecidedBatch } from '../../src/domain/ports.js';
 import { deleteKeys, drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { couponState } from '../support/state.js';
@@ -82,7 +82,7 @@ describe('Redis losing its data', () => {
     sinon.stub(h.container.ledger, 'commit').callsFake(async () => {
       await loseRedisData(h);
       await requestIssue(h.baseUrl, couponId, 'q2');
-      throw new (await import('../../src/domain/ports.js')).BatchNotWrittenError(new Error('down'));
+      throw new BatchNotWrittenError(new Error('down'));
     });
 
     await h.container.worker.drainOnce();
