@@ -114,7 +114,6 @@ export type RedisSettlement = 'settled' | 'alreadySettled' | 'gateRebuilt';
 
 export interface RecordedOutcome {
   readonly outcome: Outcome;
-  readonly issueId: number | null;
 }
 
 export type CommitResult =

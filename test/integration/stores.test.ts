@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { formatRequestId } from '../../src/domain/issue-request.js';
 import { RedisScripts } from '../../src/infra/redis/scripts.js';
-import type { DecidedBatch } from '../../src/domain/ports.js';
+import { BatchNotWrittenError, type DecidedBatch } from '../../src/domain/ports.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, requestIssue } from '../support/http.js';
 import { couponState } from '../support/state.js';
@@ -232,6 +232,67 @@ describe('the stores behind the ports', () => {
         nonce: batch.items[0]!.nonce,
       });
       expect(await h.container.ledger.findRequest(id)).to.equal(null);
+    });
+
+    it('when a batch mixes outcomes, then every ISSUED row points at the issued coupon of its own request', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Linked', totalQuantity: 3 });
+      await queueUsers(couponId, ['l1', 'l2', 'l3']);
+      await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'stock', '2');
+      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-l')) as DecidedBatch;
+
+      const result = await h.container.ledger.commit(batch);
+
+      expect(result.kind).to.equal('committed');
+      const { rows } = await h.container.pool.query<{
+        userId: string;
+        status: string;
+        linked: string | null;
+      }>(
+        `SELECT q.user_id AS "userId", q.status, c.request_id AS linked
+         FROM issue_requests q LEFT JOIN issued_coupons c ON c.id = q.issue_id
+         WHERE q.coupon_id = $1 ORDER BY q.user_id`,
+        [couponId],
+      );
+      const ids = await h.container.pool.query<{ userId: string; requestId: string }>(
+        'SELECT user_id AS "userId", request_id AS "requestId" FROM issue_requests WHERE coupon_id = $1',
+        [couponId],
+      );
+      const requestOf = new Map(ids.rows.map((r) => [r.userId, r.requestId]));
+      expect(rows).to.deep.equal([
+        { userId: 'l1', status: 'ISSUED', linked: requestOf.get('l1') },
+        { userId: 'l2', status: 'ISSUED', linked: requestOf.get('l2') },
+        { userId: 'l3', status: 'REJECTED', linked: null },
+      ]);
+    });
+
+    it("when issued_coupons already holds one of the batch's request ids, then the whole batch is rolled back", async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Clash', totalQuantity: 5 });
+      await queueUsers(couponId, ['c1', 'c2']);
+      const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-c')) as DecidedBatch;
+      const second = batch.items[1]!;
+      const clashing = formatRequestId({ couponId, arrival: second.arrival, nonce: second.nonce });
+      // A state the ledger never writes (an issued row without its outcome), so the
+      // lookups do not see it coming and only the unique index stops the insert.
+      await h.container.pool.query(
+        `INSERT INTO issued_coupons (coupon_id, user_id, request_id, issued_at) VALUES ($1, 'someone-else', $2, now())`,
+        [couponId, clashing],
+      );
+
+      const failure = await h.container.ledger.commit(batch).then(
+        () => null,
+        (err: unknown) => err,
+      );
+
+      expect(failure).to.be.instanceOf(BatchNotWrittenError);
+      const state = await couponState(h.container, couponId);
+      expect(state.issuedRows.map((r) => r.userId)).to.deep.equal(['someone-else']);
+      expect(state.requestRows).to.deep.equal([]);
+      expect(state.issuedCount).to.equal(0);
+      const fence = await h.container.pool.query(
+        'SELECT 1 FROM worker_batches WHERE batch_id = $1',
+        ['batch-c'],
+      );
+      expect(fence.rowCount).to.equal(0);
     });
   });
 });

@@ -53,9 +53,9 @@ function fakes() {
 }
 
 const recordedAsDecided = new Map<string, RecordedOutcome>([
-  [idOf(0), { outcome: 'ISSUED' as const, issueId: 1 }],
-  [idOf(1), { outcome: 'ISSUED' as const, issueId: 2 }],
-  [idOf(2), { outcome: 'SOLD_OUT' as const, issueId: null }],
+  [idOf(0), { outcome: 'ISSUED' as const }],
+  [idOf(1), { outcome: 'ISSUED' as const }],
+  [idOf(2), { outcome: 'SOLD_OUT' as const }],
 ]);
 
 describe('processing one batch', () => {
@@ -88,7 +88,7 @@ describe('processing one batch', () => {
   it('when PostgreSQL overrules a decision, then the correction is passed to Redis and counted', async () => {
     const { queue, ledger, useCase } = fakes();
     const outcomes = new Map(recordedAsDecided);
-    outcomes.set(idOf(1), { outcome: 'ALREADY_ISSUED', issueId: null });
+    outcomes.set(idOf(1), { outcome: 'ALREADY_ISSUED' });
     ledger.commit.resolves({ kind: 'committed', outcomes });
 
     const report = await useCase.execute(7, 100, 1000);

@@ -163,7 +163,10 @@ export class PgIssueLedger implements IssueLedger {
             tx,
             sql`SELECT c.user_id
                 FROM unnest(${array(candidates.map((c) => c.userId))}::text[]) AS u(id)
-                JOIN issued_coupons c ON c.coupon_id = ${batch.couponId} AND c.user_id = u.id`,
+                CROSS JOIN LATERAL (
+                  SELECT c.user_id FROM issued_coupons c
+                  WHERE c.coupon_id = ${batch.couponId} AND c.user_id = u.id LIMIT 1
+                ) c`,
           );
     const held = new Set(holders.map((h) => h.user_id));
 
@@ -173,73 +176,61 @@ export class PgIssueLedger implements IssueLedger {
     for (const item of items) {
       if (outcomes.has(item.requestId)) continue;
       if (item.outcome !== 'ISSUED') {
-        outcomes.set(item.requestId, { outcome: item.outcome, issueId: null });
+        outcomes.set(item.requestId, { outcome: item.outcome });
       } else if (held.has(item.userId)) {
-        outcomes.set(item.requestId, { outcome: 'ALREADY_ISSUED', issueId: null });
+        outcomes.set(item.requestId, { outcome: 'ALREADY_ISSUED' });
       } else if (room <= 0) {
         // Redis believed there was stock; the database knows better.
-        outcomes.set(item.requestId, { outcome: 'SOLD_OUT', issueId: null });
+        outcomes.set(item.requestId, { outcome: 'SOLD_OUT' });
       } else {
         room -= 1;
         toIssue.push(item);
       }
     }
 
-    const decidedAt = batch.decidedAt.toISOString();
-    if (toIssue.length > 0) {
-      const inserted = await rows<{ id: string; request_id: string }>(
-        tx,
-        sql`INSERT INTO issued_coupons (coupon_id, user_id, request_id, issued_at)
-            SELECT ${batch.couponId}, u, r, ${decidedAt}::timestamptz
-            FROM unnest(${array(toIssue.map((i) => i.userId))}::text[],
-                        ${array(toIssue.map((i) => i.requestId))}::text[]) AS t(u, r)
-            ON CONFLICT DO NOTHING
-            RETURNING id, request_id`,
-      );
-      // Only inserted rows come back: match them to requests by id, never by position.
-      const issueIdOf = new Map(inserted.map((r) => [r.request_id, Number(r.id)]));
-      for (const item of toIssue) {
-        const issueId = issueIdOf.get(item.requestId);
-        if (issueId === undefined) {
-          throw new Error(
-            `issued_coupons conflict for ${item.requestId} while the coupon row was locked`,
-          );
-        }
-        outcomes.set(item.requestId, { outcome: 'ISSUED', issueId });
-      }
-      await tx
-        .update(coupons)
-        .set({ issuedCount: sql`${coupons.issuedCount} + ${inserted.length}` })
-        .where(eq(coupons.id, batch.couponId));
-    }
-
+    for (const item of toIssue) outcomes.set(item.requestId, { outcome: 'ISSUED' });
     const fresh = items.filter((i) => !alreadyFinal.has(i.requestId));
     if (fresh.length > 0) {
       const statuses: string[] = [];
       const reasons: (string | null)[] = [];
-      const issueIds: (number | null)[] = [];
       for (const i of fresh) {
-        const recorded = outcomes.get(i.requestId) as RecordedOutcome;
-        const { status, reason } = outcomeStatus(recorded.outcome);
+        const { status, reason } = outcomeStatus(
+          (outcomes.get(i.requestId) as RecordedOutcome).outcome,
+        );
         statuses.push(status);
         reasons.push(reason);
-        issueIds.push(recorded.issueId);
       }
-      // Arrivals are microseconds since the epoch: requested_at keeps them exactly.
+      // One statement writes the issued rows and every outcome, linking them inside the
+      // database. No ON CONFLICT: under the coupon's lock, with the lookups above, a
+      // conflict cannot happen, and if it ever did the error rolls the batch back and
+      // Redis is compensated. Arrivals are microseconds since the epoch: requested_at
+      // keeps them exactly.
+      const decidedAt = batch.decidedAt.toISOString();
       await tx.execute(
-        sql`INSERT INTO issue_requests
+        sql`WITH t AS (
+              SELECT * FROM unnest(${array(fresh.map((i) => i.requestId))}::text[],
+                                   ${array(fresh.map((i) => i.userId))}::text[],
+                                   ${array(statuses)}::text[],
+                                   ${array(reasons)}::text[],
+                                   ${array(fresh.map((i) => i.arrival))}::bigint[])
+                AS t(r, u, s, re, a)
+            ), issued AS (
+              INSERT INTO issued_coupons (coupon_id, user_id, request_id, issued_at)
+              SELECT ${batch.couponId}, u, r, ${decidedAt}::timestamptz FROM t WHERE s = 'ISSUED'
+              RETURNING id, request_id
+            )
+            INSERT INTO issue_requests
               (request_id, coupon_id, user_id, status, reason, issue_id, requested_at, decided_at)
-            SELECT r, ${batch.couponId}, u, s, re, i,
-                   to_timestamp(a::numeric / 1000000), ${decidedAt}::timestamptz
-            FROM unnest(${array(fresh.map((i) => i.requestId))}::text[],
-                        ${array(fresh.map((i) => i.userId))}::text[],
-                        ${array(statuses)}::text[],
-                        ${array(reasons)}::text[],
-                        ${array(issueIds)}::bigint[],
-                        ${array(fresh.map((i) => i.arrival))}::bigint[])
-              AS t(r, u, s, re, i, a)
-            ON CONFLICT DO NOTHING`,
+            SELECT t.r, ${batch.couponId}, t.u, t.s, t.re, issued.id,
+                   to_timestamp(t.a::numeric / 1000000), ${decidedAt}::timestamptz
+            FROM t LEFT JOIN issued ON issued.request_id = t.r`,
       );
+    }
+    if (toIssue.length > 0) {
+      await tx
+        .update(coupons)
+        .set({ issuedCount: sql`${coupons.issuedCount} + ${toIssue.length}` })
+        .where(eq(coupons.id, batch.couponId));
     }
     return { kind: 'committed', outcomes };
   }
@@ -263,21 +254,25 @@ export class PgIssueLedger implements IssueLedger {
       request_id: string;
       status: string;
       reason: string | null;
-      issue_id: string | null;
     }>(
       tx,
-      // A join on unnest plans as one primary-key probe per id; = ANY(array) drifted to a
-      // scan of the table as it grew.
-      sql`SELECT q.request_id, q.status, q.reason, q.issue_id
+      // One primary-key probe per id, whatever the statistics say. A plain join (or
+      // = ANY) is planned from statistics that lag behind a table growing by thousands of
+      // rows a second: it turned into a hash of the whole table, 20 ms per 1,000 ids at
+      // 100,000 rows, against 1.5 ms for the probes. LIMIT 1 keeps the subquery from being
+      // flattened into such a join.
+      sql`SELECT q.request_id, q.status, q.reason
           FROM unnest(${array(requestIds)}::text[]) AS r(id)
-          JOIN issue_requests q ON q.request_id = r.id`,
+          CROSS JOIN LATERAL (
+            SELECT q.request_id, q.status, q.reason FROM issue_requests q
+            WHERE q.request_id = r.id LIMIT 1
+          ) q`,
     );
     return new Map(
       found.map((r) => [
         r.request_id,
         {
           outcome: (r.status === 'ISSUED' ? 'ISSUED' : r.reason) as Outcome,
-          issueId: r.issue_id === null ? null : Number(r.issue_id),
         },
       ]),
     );

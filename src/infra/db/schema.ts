@@ -43,9 +43,7 @@ export const issuedCoupons = pgTable(
   'issued_coupons',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    couponId: bigint('coupon_id', { mode: 'number' })
-      .notNull()
-      .references(() => coupons.id),
+    couponId: bigint('coupon_id', { mode: 'number' }).notNull(),
     userId: text('user_id').notNull(),
     requestId: text('request_id').notNull(),
     issuedAt: timestamptz('issued_at').notNull(),
@@ -61,13 +59,12 @@ export const issueRequests = pgTable(
   'issue_requests',
   {
     requestId: text('request_id').primaryKey(),
-    couponId: bigint('coupon_id', { mode: 'number' })
-      .notNull()
-      .references(() => coupons.id),
+    couponId: bigint('coupon_id', { mode: 'number' }).notNull(),
     userId: text('user_id').notNull(),
     status: text('status', { enum: ['ISSUED', 'REJECTED'] }).notNull(),
     reason: text('reason', { enum: ['SOLD_OUT', 'ALREADY_ISSUED', 'EVENT_CLOSED'] }),
-    issueId: bigint('issue_id', { mode: 'number' }).references(() => issuedCoupons.id),
+    /** The issued_coupons row of an ISSUED request (same request_id). */
+    issueId: bigint('issue_id', { mode: 'number' }),
     requestedAt: timestamptz('requested_at').notNull(),
     decidedAt: timestamptz('decided_at').notNull(),
   },
