@@ -179,6 +179,7 @@ export async function createContainer(
       batchSize: config.batchSize,
       batchCron: config.batchCron,
       batchIntervalMs: config.batchIntervalMs,
+      lanes: config.batchLanes,
       leaseMs: config.leaseMs,
     },
   });

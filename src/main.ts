@@ -66,6 +66,7 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
       batchSize: config.batchSize,
       batchCron: config.batchCron,
       batchIntervalMs: config.batchIntervalMs,
+      batchLanes: config.batchLanes,
       leaseMs: config.leaseMs,
     });
   }

@@ -32,6 +32,8 @@ const schema = z
       .refine((v) => cron.validate(v), 'must be a valid node-cron expression')
       .default('* * * * * *'),
     BATCH_INTERVAL_MS: integer(1, 60_000).default(50),
+    /** Batches one worker process keeps in flight; each lane holds one PostgreSQL connection. */
+    BATCH_LANES: integer(1, 8).default(2),
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
@@ -75,6 +77,7 @@ export interface Config {
   readonly batchSize: number;
   readonly batchCron: string;
   readonly batchIntervalMs: number;
+  readonly batchLanes: number;
   readonly leaseMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly role: Env['ROLE'];
@@ -120,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchSize: e.BATCH_SIZE,
     batchCron: e.BATCH_CRON,
     batchIntervalMs: e.BATCH_INTERVAL_MS,
+    batchLanes: e.BATCH_LANES,
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,

@@ -11,6 +11,12 @@ export interface DrainSettings {
   readonly batchCron: string;
   readonly batchIntervalMs: number;
   readonly leaseMs: number;
+  /**
+   * How many batches one worker process keeps in flight (BATCH_LANES). Each lane takes,
+   * commits and settles on its own, so one lane's Redis work overlaps another's
+   * transaction; batches of one coupon still commit one at a time (the coupon's row lock).
+   */
+  readonly lanes?: number;
 }
 
 export type WorkerState = 'idle' | 'draining' | 'backing-off' | 'stopped';
@@ -39,16 +45,16 @@ export class DrainWorker {
   private loop: Promise<void> | undefined;
   private deadline = 0;
   private stopping = false;
-  private wake: (() => void) | undefined;
+  private readonly wakers = new Set<() => void>();
   private nextMaintenance = 0;
   private failures = 0;
+  /** Counts failures ever, so a pass that began before the latest failure cannot end the back-off. */
+  private failureSeq = 0;
   private retryAt = 0;
   private failingSince = 0;
   private lastFailureLog = Number.NEGATIVE_INFINITY;
   private suppressed = 0;
   private lastError: string | undefined;
-  /** Whether the last pass took a full batch anywhere: then more is waiting, so no pause. */
-  private lastPassFull = false;
 
   constructor(
     private readonly deps: {
@@ -97,7 +103,7 @@ export class DrainWorker {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.task?.stop();
-    this.wake?.();
+    for (const wake of this.wakers) wake();
     await this.loop;
   }
 
@@ -107,9 +113,14 @@ export class DrainWorker {
    * committed, so the loop backs off.
    */
   async drainOnce(): Promise<number> {
+    return (await this.pass()).settled;
+  }
+
+  /** One pass over the active coupons; `full` when some batch came back full (more is waiting). */
+  private async pass(): Promise<{ settled: number; full: boolean }> {
     const { batchSize, leaseMs } = this.deps.settings;
     let settled = 0;
-    this.lastPassFull = false;
+    let full = false;
     for (const couponId of await this.deps.queue.activeCoupons()) {
       if (this.stopping) break;
       const started = performance.now();
@@ -120,9 +131,9 @@ export class DrainWorker {
       }
       this.logBatch(report, performance.now() - started);
       settled += report.size;
-      if (report.size >= batchSize) this.lastPassFull = true;
+      if (report.size >= batchSize) full = true;
     }
-    return settled;
+    return { settled, full };
   }
 
   /** Restores lost gates and settles expired leases; run by the loop about once a second. */
@@ -142,27 +153,34 @@ export class DrainWorker {
   }
 
   private async drainUntilDeadline(): Promise<void> {
+    const lanes = Math.max(1, this.deps.settings.lanes ?? 1);
+    await Promise.all(Array.from({ length: lanes }, () => this.lane()));
+  }
+
+  private async lane(): Promise<void> {
     while (!this.stopping && this.now() < this.deadline) {
       const now = this.now();
       if (now < this.retryAt) {
         await this.sleep(Math.min(this.retryAt, this.deadline) - now);
         continue;
       }
-      let settled = 0;
+      let pass: { settled: number; full: boolean };
+      const seq = this.failureSeq;
       try {
         if (now >= this.nextMaintenance) {
+          // Set before the first await: one lane maintains, the others go on draining.
           this.nextMaintenance = now + MAINTENANCE_EVERY_MS;
           await this.maintain();
         }
-        settled = await this.drainOnce();
-        this.recovered();
+        pass = await this.pass();
+        if (seq === this.failureSeq) this.recovered();
       } catch (err) {
         this.failed(err);
         continue;
       }
       // Partial batches mean the queues are (nearly) empty: wait an interval and let requests
       // gather, rather than paying a transaction's fixed cost for every handful that arrives.
-      if (settled === 0 || !this.lastPassFull) {
+      if (!pass.full) {
         await this.sleep(Math.min(this.deps.settings.batchIntervalMs, this.deadline - this.now()));
       }
     }
@@ -171,6 +189,7 @@ export class DrainWorker {
   private failed(err: unknown): void {
     const now = this.now();
     this.failures += 1;
+    this.failureSeq += 1;
     if (this.failures === 1) this.failingSince = now;
     const backoff = Math.min(BACKOFF_FIRST_MS * 2 ** (this.failures - 1), BACKOFF_MAX_MS);
     this.retryAt = now + backoff;
@@ -215,12 +234,13 @@ export class DrainWorker {
   private sleep(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        this.wakers.delete(done);
         resolve();
-      }
-      this.wake = done;
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
     });
   }
 

@@ -246,6 +246,8 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       name: 'doomed',
       role: 'worker',
       batchSize: 5,
+      // One batch in hand, so "its batch" is well defined; two lanes are covered below.
+      lanes: 1,
       leaseMs: LEASE_MS,
       faultPoints: `${point}=kill`,
     });
@@ -318,6 +320,62 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
     });
   });
 
+  describe('SIGKILL with two batches in flight (BATCH_LANES=2)', () => {
+    it('when a two-lane worker is killed as its first batch is about to commit, then every batch it held is settled by a healthy worker, first come first served', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Kill two lanes', totalQuantity: 12 });
+      const users = Array.from({ length: 12 }, (_, i) => `m${i + 1}`);
+      const accepted = await submitInOrder(h.baseUrl, couponId, users);
+
+      const doomed = fleet.spawn({
+        name: 'doomed',
+        role: 'worker',
+        batchSize: 5,
+        lanes: 2,
+        leaseMs: LEASE_MS,
+        // The pause after each take lets both lanes hold a batch before the first one dies.
+        faultPoints: 'after-take=delay:300,before-commit=kill',
+      });
+      await doomed.waitForMessage('fault point reached', {
+        point: 'before-commit',
+        action: 'kill',
+      });
+      expect(await doomed.waitForExit()).to.deep.equal({ code: null, signal: 'SIGKILL' });
+
+      // Each lane held a batch of five; the other two requests still wait in the queue.
+      const leased = await leasedBatchIds(h, couponId);
+      expect(leased).to.have.length(2);
+      const between = await couponState(h.container, couponId);
+      expect(between.requestRows).to.deep.equal([]);
+      expect([between.queued, between.inflight]).to.deep.equal([2, 10]);
+
+      const healthy = await fleet.start({
+        name: 'healthy',
+        role: 'worker',
+        batchSize: 5,
+        leaseMs: LEASE_MS,
+      });
+      for (const batchId of leased) {
+        const recovered = await healthy.waitForMessage(
+          'recovered an expired batch',
+          { batchId },
+          { timeoutMs: 30_000 },
+        );
+        expect(recovered.json?.settlement).to.equal('compensated');
+      }
+
+      const state = await expectInvariants(h, couponId, accepted);
+      expect(state.issuedRows).to.have.length(12);
+      expectFirstArrivalsIssued(state, accepted);
+      const rows = await batchRows(h, couponId);
+      expect(
+        rows
+          .filter((b) => b.state === 'ABANDONED')
+          .map((b) => b.batchId)
+          .sort(),
+      ).to.deep.equal(leased.slice().sort());
+    });
+  });
+
   describe('SIGSTOP for longer than the lease', () => {
     it('when a worker freezes after taking a batch (no transaction open), then another worker fences the batch off and decides it again, and the frozen worker, woken, changes nothing', async () => {
       const couponId = await createCoupon(h.baseUrl, {
@@ -331,6 +389,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         name: 'frozen',
         role: 'worker',
         batchSize: 5,
+        lanes: 1,
         leaseMs: LEASE_MS,
         faultPoints: 'after-take=stop',
       });
@@ -382,6 +441,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         name: 'frozen',
         role: 'worker',
         batchSize: 10,
+        lanes: 1,
         leaseMs: LEASE_MS,
         faultPoints: 'before-commit=stop',
       });
@@ -511,6 +571,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         name: 'stopping',
         role: 'worker',
         batchSize: 5,
+        lanes: 1,
         // A longer lease keeps the server's idle-in-transaction limit (half the lease) above the delay.
         leaseMs: 6_000,
         faultPoints: 'before-commit=delay:1500',

@@ -47,6 +47,8 @@ export interface SpawnOptions {
   readonly port?: number;
   readonly leaseMs?: number;
   readonly batchSize?: number;
+  /** BATCH_LANES: batches the worker keeps in flight (the service's default when unset). */
+  readonly lanes?: number;
   readonly batchIntervalMs?: number;
   /** FAULT_POINTS, e.g. `after-take=kill` or `before-commit=delay:1500`. */
   readonly faultPoints?: string;
@@ -373,6 +375,7 @@ export class ProcessFleet {
       PORT: String(options.port ?? 0),
       LEASE_MS: String(options.leaseMs ?? 1_500),
       BATCH_SIZE: String(options.batchSize ?? 100),
+      ...(options.lanes === undefined ? {} : { BATCH_LANES: String(options.lanes) }),
       BATCH_INTERVAL_MS: String(options.batchIntervalMs ?? 5),
       FAULT_POINTS: options.faultPoints ?? '',
       LOG_LEVEL: options.logLevel ?? 'info',

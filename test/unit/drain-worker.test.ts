@@ -16,7 +16,7 @@ const report = (settlement: BatchReport['settlement'], size = 10): BatchReport =
   settlement,
 });
 
-function setup(execute: sinon.SinonStub) {
+function setup(execute: sinon.SinonStub, lanes = 1) {
   const queue = { activeCoupons: sinon.stub().resolves([1, 2]) } as unknown as IssueQueue;
   const logger = { info: sinon.spy(), warn: sinon.spy(), error: sinon.spy() };
   const worker = new DrainWorker({
@@ -25,7 +25,13 @@ function setup(execute: sinon.SinonStub) {
     recover: { execute: sinon.stub().resolves([]) } as unknown as RecoverExpiredBatches,
     restoreGates: { execute: sinon.stub().resolves(0) } as unknown as RestoreGates,
     logger,
-    settings: { batchSize: 10, batchCron: '* * * * * *', batchIntervalMs: 5, leaseMs: 1000 },
+    settings: {
+      batchSize: 10,
+      batchCron: '* * * * * *',
+      batchIntervalMs: 5,
+      leaseMs: 1000,
+      lanes,
+    },
   });
   return { worker, logger };
 }
@@ -85,6 +91,53 @@ describe('the drain worker', () => {
     expect(third).to.equal(first);
   });
 
+  it('when BATCH_LANES is 2, then two batches are in flight at once, never more, however many ticks arrive', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    const execute = sinon.stub().callsFake(async () => {
+      running += 1;
+      maxRunning = Math.max(maxRunning, running);
+      await new Promise((r) => setTimeout(r, 5));
+      running -= 1;
+      return report('committed');
+    });
+    const { worker } = setup(execute, 2);
+
+    const ticks = [worker.tick(), worker.tick(), worker.tick()];
+    await new Promise((r) => setTimeout(r, 50));
+    await worker.stop();
+    await Promise.all(ticks);
+
+    expect(maxRunning).to.equal(2);
+    expect(running).to.equal(0);
+  });
+
+  it("when one lane fails while the other lane's batch is still committing, then that commit does not end the back-off", async () => {
+    let release: () => void = () => undefined;
+    const slowCommit = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const execute = sinon.stub().callsFake(async () => {
+      calls += 1;
+      if (calls === 1) {
+        await slowCommit;
+        return report('committed');
+      }
+      if (calls === 2) return report('compensated');
+      return null;
+    });
+    const { worker, logger } = setup(execute, 2);
+
+    const loop = worker.tick();
+    await new Promise((r) => setTimeout(r, 10));
+    release();
+    await new Promise((r) => setTimeout(r, 10));
+
+    expect(worker.state()).to.include({ state: 'backing-off', failures: 1 });
+    expect(logger.info.calledWith('drain resumed')).to.equal(false);
+    await worker.stop();
+    await loop;
+  });
+
   it('when the queue stays empty, then the worker polls at the interval until the tick ends', async () => {
     const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const execute = sinon.stub().resolves(null);
@@ -126,6 +179,22 @@ describe('the drain worker', () => {
     expect(linesWhileDown[0]?.args[1]).to.include({ failures: 1, settlement: 'compensated' });
     expect(logger.info.calledWith('drain resumed')).to.equal(true);
     expect(worker.state().state).to.not.equal('backing-off');
+  });
+
+  it('when PostgreSQL stays down with two lanes, then the tries stay as few as with one', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const execute = sinon.stub().resolves(report('compensated'));
+    const { worker } = setup(execute, 2);
+
+    for (let second = 0; second < 20; second += 1) {
+      const loop = worker.tick();
+      await clock.tickAsync(1_000);
+      await loop;
+    }
+
+    // Both lanes fail together at first, then share one back-off schedule.
+    expect(execute.callCount).to.be.within(6, 16);
+    expect(worker.state().state).to.equal('backing-off');
   });
 
   it('when batches come back partial, then the worker waits an interval between passes instead of committing every handful', async () => {
