@@ -7,9 +7,11 @@ import type { GetCoupon } from '../domain/use-cases/get-coupon.js';
 import type { GetIssueRequest } from '../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-request.js';
 import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
+import { jsonBody as readJsonBody } from './json-body.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
+import { requireJson } from './validation.js';
 
 export interface HealthReport {
   readonly redis: boolean;
@@ -60,15 +62,19 @@ export function createApp(deps: ApiDeps): Express {
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
 
-  const jsonBody = express.json({ limit: '16kb', strict: true, verify: requireWellFormedUtf8 });
+  const jsonBody = readJsonBody(16 * 1024, [
+    requireJson,
+    express.json({ limit: '16kb', strict: true, verify: requireWellFormedUtf8 }),
+  ]);
 
+  // The accept and status endpoints take nearly all the traffic: their router is matched first.
+  app.use(issueRequestRoutes({ ...deps, jsonBody }));
+  app.use(couponRoutes({ ...deps, jsonBody }));
   app.get('/health', async (_req, res) => {
     const report = await deps.health();
     const ok = report.redis && report.postgres && report.worker?.state !== 'backing-off';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', ...report });
   });
-  app.use(couponRoutes({ ...deps, jsonBody }));
-  app.use(issueRequestRoutes({ ...deps, jsonBody }));
 
   app.use((req, res) => {
     const known =

@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import type { CheckConsistency } from '../../domain/use-cases/check-consistency.js';
 import type { CloseCoupon } from '../../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
@@ -6,7 +6,7 @@ import type { GetCoupon } from '../../domain/use-cases/get-coupon.js';
 import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
 import { requireAdmin } from '../admin-auth.js';
 import { presentCoupon } from '../presenters.js';
-import { couponIdParam, createCouponBody, parse, requireJson } from '../validation.js';
+import { couponIdParam, createCouponBody, parse } from '../validation.js';
 
 export function couponRoutes(deps: {
   createCoupon: CreateCoupon;
@@ -15,29 +15,24 @@ export function couponRoutes(deps: {
   syncCoupon: SyncCoupon;
   checkConsistency: CheckConsistency;
   adminToken: string;
-  jsonBody: ReturnType<typeof express.json>;
+  /** Reads a JSON body, refusing other media types (see json-body.ts). */
+  jsonBody: RequestHandler;
 }): Router {
   const router = Router({ caseSensitive: true });
 
-  router.post(
-    '/coupons',
-    requireAdmin(deps.adminToken),
-    requireJson,
-    deps.jsonBody,
-    async (req, res) => {
-      const body = parse(createCouponBody, req.body, 'body');
-      const coupon = await deps.createCoupon.execute(body);
-      const presented = presentCoupon(coupon);
-      res.status(201).location(`/coupons/${coupon.id}`).json({
-        id: presented.id,
-        name: presented.name,
-        totalQuantity: presented.totalQuantity,
-        startsAt: presented.startsAt,
-        endsAt: presented.endsAt,
-        status: presented.status,
-      });
-    },
-  );
+  router.post('/coupons', requireAdmin(deps.adminToken), deps.jsonBody, async (req, res) => {
+    const body = parse(createCouponBody, req.body, 'body');
+    const coupon = await deps.createCoupon.execute(body);
+    const presented = presentCoupon(coupon);
+    res.status(201).location(`/coupons/${coupon.id}`).json({
+      id: presented.id,
+      name: presented.name,
+      totalQuantity: presented.totalQuantity,
+      startsAt: presented.startsAt,
+      endsAt: presented.endsAt,
+      status: presented.status,
+    });
+  });
 
   router.get('/coupons/:couponId', async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');

@@ -1,31 +1,39 @@
-import express, { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
 import { presentIssueRequest } from '../presenters.js';
-import { couponIdParam, issueRequestBody, parse, requireJson } from '../validation.js';
+import { sendJson } from '../respond.js';
+import { couponIdParam, issueRequestBody, parse } from '../validation.js';
 
 export function issueRequestRoutes(deps: {
   submitIssueRequest: SubmitIssueRequest;
   getIssueRequest: GetIssueRequest;
-  jsonBody: ReturnType<typeof express.json>;
+  /** Reads a JSON body, refusing other media types (see json-body.ts). */
+  jsonBody: RequestHandler;
 }): Router {
   const router = Router({ caseSensitive: true });
 
-  router.post('/coupons/:couponId/issue-requests', requireJson, deps.jsonBody, async (req, res) => {
+  router.post('/coupons/:couponId/issue-requests', deps.jsonBody, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     const { userId } = parse(issueRequestBody, req.body, 'body');
     const submitted = await deps.submitIssueRequest.execute(couponId, userId);
-    res.status(202).location(`/issue-requests/${submitted.requestId}`).json({
-      requestId: submitted.requestId,
-      couponId: submitted.couponId,
-      userId: submitted.userId,
-      status: submitted.status,
-    });
+    sendJson(
+      res,
+      202,
+      {
+        requestId: submitted.requestId,
+        couponId: submitted.couponId,
+        userId: submitted.userId,
+        status: submitted.status,
+      },
+      // Request ids are letters, digits and '-': nothing to percent-encode.
+      { Location: `/issue-requests/${submitted.requestId}` },
+    );
   });
 
   router.get('/issue-requests/:requestId', async (req, res) => {
     const view = await deps.getIssueRequest.execute(String(req.params.requestId));
-    res.json(presentIssueRequest(view));
+    sendJson(res, 200, presentIssueRequest(view));
   });
 
   return router;
