@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:http';
+import { getPriority, setPriority } from 'node:os';
 import { createApp } from './api/app.js';
 import { listen } from './api/server.js';
 import { createContainer } from './container.js';
@@ -61,8 +62,10 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
     });
   }
   if (config.role !== 'api') {
+    const nice = config.role === 'worker' ? lowerPriority(config.workerNice, logger) : 0;
     container.worker.start();
     logger.info('batch worker started', {
+      nice,
       batchSize: config.batchSize,
       batchCron: config.batchCron,
       batchIntervalMs: config.batchIntervalMs,
@@ -107,3 +110,20 @@ main().catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });
+
+/**
+ * A process that only drains (ROLE=worker) yields the CPU to the API processes
+ * it shares a machine with: under a burst, answering comes first and the drain
+ * takes what is left, catching up as soon as the burst eases (the queue never
+ * holds more than the remaining stock). Returns the niceness in effect.
+ */
+function lowerPriority(nice: number, logger: AppLogger): number {
+  if (nice > 0) {
+    try {
+      setPriority(Math.max(nice, getPriority()));
+    } catch (err) {
+      logger.warn('could not lower the worker priority', { error: (err as Error).message });
+    }
+  }
+  return getPriority();
+}

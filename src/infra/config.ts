@@ -34,6 +34,8 @@ const schema = z
     BATCH_INTERVAL_MS: integer(1, 60_000).default(50),
     /** Batches one worker process keeps in flight; each lane holds one PostgreSQL connection. */
     BATCH_LANES: integer(1, 8).default(2),
+    /** Niceness a process running only the worker (ROLE=worker) gives itself: answering comes first. */
+    WORKER_NICE: integer(0, 19).default(10),
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
@@ -78,6 +80,7 @@ export interface Config {
   readonly batchCron: string;
   readonly batchIntervalMs: number;
   readonly batchLanes: number;
+  readonly workerNice: number;
   readonly leaseMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly role: Env['ROLE'];
@@ -124,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchCron: e.BATCH_CRON,
     batchIntervalMs: e.BATCH_INTERVAL_MS,
     batchLanes: e.BATCH_LANES,
+    workerNice: e.WORKER_NICE,
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,

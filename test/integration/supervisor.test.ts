@@ -16,6 +16,12 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** The niceness of a process (field 19 of /proc/<pid>/stat). */
+function niceOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return Number(fields[16]);
+}
+
 async function until<T>(
   what: string,
   probe: () => Promise<T | undefined> | T | undefined,
@@ -71,6 +77,12 @@ describe('the multi-process mode (npm start)', function () {
     );
     const children = childrenOf(pid);
     expect(children, output).to.have.length(3);
+    // The worker process yields the CPU to the API processes (WORKER_NICE, 10 by default).
+    const ready = JSON.parse(
+      output.split('\n').find((l) => l.includes('all processes ready')) ?? '{}',
+    ) as { api?: number[]; worker?: number[] };
+    expect(ready.api?.map(niceOf)).to.deep.equal([0, 0]);
+    expect(ready.worker?.map(niceOf)).to.deep.equal([10]);
 
     const couponId = await createCoupon(baseUrl, { name: 'Cluster', totalQuantity: 5 });
     const accepted = await Promise.all(

@@ -12,6 +12,8 @@ describe('configuration', () => {
       batchSize: 1000,
       batchCron: '* * * * * *',
       batchIntervalMs: 50,
+      batchLanes: 2,
+      workerNice: 10,
       leaseMs: 30000,
       role: 'all',
       logLevel: 'info',
@@ -27,6 +29,8 @@ describe('configuration', () => {
       BATCH_SIZE: '250',
       ROLE: 'worker',
       BATCH_CRON: '*/2 * * * * *',
+      BATCH_LANES: '1',
+      WORKER_NICE: '0',
       ADMIN_TOKEN: 'a-long-enough-token',
     });
 
@@ -35,6 +39,8 @@ describe('configuration', () => {
       batchSize: 250,
       role: 'worker',
       batchCron: '*/2 * * * * *',
+      batchLanes: 1,
+      workerNice: 0,
       adminTokenIsDefault: false,
     });
   });
@@ -48,6 +54,8 @@ describe('configuration', () => {
         ROLE: 'both',
         BATCH_CRON: 'every second',
         REDIS_URL: 'localhost:6379',
+        BATCH_LANES: '9',
+        WORKER_NICE: '-5',
       });
     } catch (err) {
       error = err;
@@ -61,10 +69,12 @@ describe('configuration', () => {
       'ROLE="both"',
       'BATCH_CRON="every second"',
       'REDIS_URL="localhost:6379"',
+      'BATCH_LANES="9"',
+      'WORKER_NICE="-5"',
     ]) {
       expect(message).to.contain(name);
     }
-    expect((error as ConfigError).problems).to.have.length(5);
+    expect((error as ConfigError).problems).to.have.length(7);
   });
 
   it('when running in production without ADMIN_TOKEN, then start-up is refused', () => {
