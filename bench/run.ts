@@ -43,6 +43,9 @@ const settings = {
   batchSize: 1000,
   batchIntervalMs: 50,
   batchLanes: 2,
+  workerNice: 10,
+  /** Saturation runs of the API alone and of the ceiling, alternating; medians are compared. */
+  pairedTrials: 3,
   saturation: { connections: 100, durationSec: quick ? 3 : 10, warmupSec: quick ? 1 : 3 },
   fixedRate: { rps: 5000, durationSec: quick ? 2 : 10, warmupSec: quick ? 1 : 2, connections: 200 },
   drain: { requests: quick ? 20_000 : 200_000 },
@@ -103,6 +106,7 @@ function serviceEnv(extra: Record<string, string>): Record<string, string> {
     BATCH_SIZE: String(settings.batchSize),
     BATCH_INTERVAL_MS: String(settings.batchIntervalMs),
     BATCH_LANES: String(settings.batchLanes),
+    WORKER_NICE: String(settings.workerNice),
     API_PROCESSES: String(settings.apiProcesses),
     ...extra,
   };
@@ -161,6 +165,8 @@ interface OpenLoopResult {
 interface AcceptFigures {
   name: string;
   saturation: SaturationResult;
+  /** Throughput of every saturation run, when there were several (the median is `saturation`). */
+  saturationRuns?: number[];
   fixedRate: OpenLoopResult;
   processes: { pid: number; what: string; peakRssMb: number }[];
 }
@@ -215,19 +221,17 @@ async function measureAccept(
 }
 
 /**
- * The service as `npm start` runs it (API processes plus the worker draining
- * every accepted request into PostgreSQL on the same cores), and its API
- * processes alone, which is what the ceiling is like for like with.
+ * The service as `npm start` runs it: API processes plus the worker draining
+ * every accepted request into PostgreSQL on the same cores.
  */
-async function benchOurs(redis: Redis, role: 'all' | 'api'): Promise<AcceptFigures> {
+async function benchFullService(redis: Redis): Promise<AcceptFigures> {
   const port = 3300;
-  const service = await startService(port, { ROLE: role });
+  const service = await startService(port, { ROLE: 'all' });
   try {
     const couponId = await createCoupon(port, 10_000_000);
-    const name = role === 'all' ? 'service + worker' : 'service, API alone';
-    const idle =
-      role === 'all' ? () => drained(redis, couponId) : async (): Promise<void> => undefined;
-    return await measureAccept(name, service, port, couponId, idle);
+    return await measureAccept('service + worker', service, port, couponId, () =>
+      drained(redis, couponId),
+    );
   } finally {
     await service.stop();
     await deleteKeys(redis, `${PREFIX}*`);
@@ -244,6 +248,21 @@ async function drained(redis: Redis, couponId: number): Promise<void> {
   }
 }
 
+function startContender(
+  name: string,
+  script: string,
+  port: number,
+  env: Record<string, string>,
+): Promise<Running> {
+  return startProcess(
+    name,
+    process.execPath,
+    ['--import', 'tsx', script],
+    { PORT: String(port), PROCESSES: String(settings.apiProcesses), ...env },
+    (line) => line.includes('"ready":true'),
+  );
+}
+
 async function benchContender(
   name: string,
   script: string,
@@ -251,18 +270,81 @@ async function benchContender(
   env: Record<string, string>,
   couponId: () => Promise<number>,
 ): Promise<AcceptFigures> {
-  const server = await startProcess(
-    name,
-    process.execPath,
-    ['--import', 'tsx', script],
-    { PORT: String(port), PROCESSES: String(settings.apiProcesses), ...env },
-    (line) => line.includes('"ready":true'),
-  );
+  const server = await startContender(name, script, port, env);
   try {
     return await measureAccept(name, server, port, await couponId());
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * The API alone and the EVALSHA ceiling, both running, measured in turn:
+ * after each one's own runs, `settings.pairedTrials - 1` more saturation runs
+ * each, alternating, so that both see the same moments of this shared
+ * machine. Each one's saturation figure is the median of its runs.
+ */
+async function benchApiAgainstCeiling(
+  redis: Redis,
+): Promise<{ oursApi: AcceptFigures; ceiling: AcceptFigures }> {
+  const oursPort = 3300;
+  const ceilingPort = 3100;
+  const service = await startService(oursPort, { ROLE: 'api' });
+  const ceilingServer = await startContender(
+    'EVALSHA ceiling',
+    'bench/contenders/ceiling.ts',
+    ceilingPort,
+    {
+      REDIS_URL,
+      REDIS_KEY_PREFIX: PREFIX,
+    },
+  );
+  try {
+    const couponId = await createCoupon(oursPort, 10_000_000);
+    const oursApi = await measureAccept('service, API alone', service, oursPort, couponId);
+    const ceiling = await measureAccept('EVALSHA ceiling', ceilingServer, ceilingPort, 1);
+    const runs = { ours: [oursApi.saturation], ceiling: [ceiling.saturation] };
+    const { connections, durationSec } = settings.saturation;
+    process.stdout.write(
+      `  API alone and ceiling in turn: ${settings.pairedTrials - 1} more saturation runs each\n`,
+    );
+    for (let trial = 1; trial < settings.pairedTrials; trial += 1) {
+      for (const [who, port, id] of [
+        ['ours', oursPort, couponId],
+        ['ceiling', ceilingPort, 1],
+      ] as const) {
+        runs[who].push(
+          await runLoad<SaturationResult>('bench/load/saturate.ts', {
+            url: `http://127.0.0.1:${port}`,
+            path: `/coupons/${id}/issue-requests`,
+            connections,
+            durationSec,
+            userPrefix: `t${trial}${RUN}`,
+          }),
+        );
+      }
+    }
+    return {
+      oursApi: { ...oursApi, saturation: median(runs.ours), saturationRuns: runs.ours.map(rps) },
+      ceiling: {
+        ...ceiling,
+        saturation: median(runs.ceiling),
+        saturationRuns: runs.ceiling.map(rps),
+      },
+    };
+  } finally {
+    await ceilingServer.stop();
+    await service.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
+  }
+}
+
+const rps = (r: SaturationResult) => Math.round(r.throughputRps);
+
+/** The run with the median throughput. */
+function median(runs: readonly SaturationResult[]): SaturationResult {
+  const sorted = [...runs].sort((a, b) => a.throughputRps - b.throughputRps);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as SaturationResult;
 }
 
 interface DrainFigures {
@@ -474,17 +556,9 @@ async function main(): Promise<void> {
   const db = new pg.Client({ connectionString: databaseUrl('coupons_bench') });
 
   console.log('accept endpoint:');
-  const ours = await benchOurs(redis, 'all');
-  const oursApi = await benchOurs(redis, 'api');
+  const ours = await benchFullService(redis);
+  const { oursApi, ceiling } = await benchApiAgainstCeiling(redis);
   await db.connect();
-  const ceiling = await benchContender(
-    'EVALSHA ceiling',
-    'bench/contenders/ceiling.ts',
-    3100,
-    { REDIS_URL, REDIS_KEY_PREFIX: PREFIX },
-    async () => 1,
-  );
-  await deleteKeys(redis, `${PREFIX}*`);
   await resetDatabase('coupons_bench_naive');
   const naive = await benchContender(
     'naive: FOR UPDATE',
@@ -563,6 +637,9 @@ async function main(): Promise<void> {
   }
   console.log(
     `  (@${settings.fixedRate.rps}/s: after the saturation run's queue is drained; the first ${settings.fixedRate.warmupSec} s warm the load generator's connections and are not counted — their p99: ${[ours, oursApi, ceiling, naive].map((c) => `${c.name} ${Math.round(c.fixedRate.warmup?.p99 ?? 0)} ms`).join(', ')})`,
+  );
+  console.log(
+    `  (saturation of the API alone and of the ceiling: median of ${settings.pairedTrials} runs each, alternating: ${oursApi.saturationRuns?.map(num).join(', ')} and ${ceiling.saturationRuns?.map(num).join(', ')} req/s)`,
   );
   const r = results.ratios;
   console.log(
