@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { formatRequestId } from '../../src/domain/issue-request.js';
+import { correctionsFor } from '../../src/domain/use-cases/batch-settler.js';
 import { RedisScripts } from '../../src/infra/redis/scripts.js';
 import { BatchNotWrittenError, type DecidedBatch } from '../../src/domain/ports.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
@@ -89,6 +90,67 @@ describe('the stores behind the ports', () => {
         afterCompensation.queued,
         afterCompensation.pendingRecords,
       ]).to.deep.equal([5, 2, 2]);
+    });
+
+    it('when one batch holds more requests than one Redis call may carry (9,000), then it is taken, recorded and acknowledged whole', async () => {
+      const n = 9_000;
+      const couponId = await createCoupon(h.baseUrl, { name: 'Big batch', totalQuantity: n - 1 });
+      const k = h.container.keys.coupon(couponId);
+      const scripts = new RedisScripts(h.container.redis);
+      // Stock n - 1 and n - 1 queued: one more would be refused at the gate, so the last
+      // request is queued directly to make the batch end with a SOLD_OUT.
+      const users = Array.from({ length: n }, (_, i) => `big-${i}`);
+      const replies = (await Promise.all(
+        users
+          .slice(0, n - 1)
+          .map((u) =>
+            scripts.run(
+              'accept',
+              [k.meta, k.issued, k.queue, k.requests, k.inflight],
+              [u, 'Nonce00000', ''],
+            ),
+          ),
+      )) as [number][];
+      expect(replies.filter((r) => r[0] !== 0)).to.deep.equal([]);
+      const late = String(Date.now() * 1000 + 10_000_000);
+      await h.container.redis.zadd(k.queue, late, users[n - 1] as string);
+      await h.container.redis.hset(k.requests, late, `${users[n - 1]}|Nonce00000`);
+
+      const batch = (await h.container.queue.take(
+        couponId,
+        n,
+        60_000,
+        'batch-big',
+      )) as DecidedBatch;
+
+      expect(batch.items).to.have.length(n);
+      expect(batch.items.filter((i) => i.outcome === 'ISSUED')).to.have.length(n - 1);
+      expect(batch.items[n - 1]).to.include({ userId: users[n - 1], outcome: 'SOLD_OUT' });
+      expect(batch.items.every((i) => i.nonce === 'Nonce00000')).to.equal(true);
+      const during = await couponState(h.container, couponId);
+      expect([during.inflight, during.redisIssued.length, during.redisStock]).to.deep.equal([
+        n,
+        n - 1,
+        0,
+      ]);
+
+      const result = await h.container.ledger.commit(batch);
+      expect(
+        await h.container.queue.acknowledge(
+          batch,
+          correctionsFor(batch, result.kind === 'committed' ? result.outcomes : new Map()),
+        ),
+      ).to.equal('settled');
+
+      const after = await couponState(h.container, couponId);
+      expect([
+        after.inflight,
+        after.pendingRecords,
+        after.leasedBatches,
+        after.queued,
+      ]).to.deep.equal([0, 0, 0, 0]);
+      expect(after.redisIssued.length).to.equal(n - 1);
+      expect(after.issuedRows.length).to.equal(n - 1);
     });
 
     it('when the take asks for fewer than are queued, then it takes the earliest arrivals', async () => {

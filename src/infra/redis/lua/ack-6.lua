@@ -32,10 +32,11 @@ for i = 3, #ARGV, 2 do corrected[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local returned = 0
 local soldOut = false
 local items = batch.i
+local arrivals, users = {}, {}
 for i = 1, #items, 3 do
   local user, arrival, outcome = items[i], items[i + 1], items[i + 2]
-  redis.call('HDEL', KEYS[3], arrival)
-  redis.call('HDEL', KEYS[4], user)
+  arrivals[#arrivals + 1] = arrival
+  users[#users + 1] = user
   local now = corrected[user]
   if outcome == 1 and now == 3 then
     returned = returned + 1
@@ -43,6 +44,12 @@ for i = 1, #items, 3 do
     redis.call('SREM', KEYS[2], user)
     soldOut = true
   end
+end
+-- A few thousand arguments per call (Lua's unpack is limited to about 8,000 values).
+for from = 1, #users, 4000 do
+  local to = math.min(#users, from + 3999)
+  redis.call('HDEL', KEYS[3], unpack(arrivals, from, to))
+  redis.call('HDEL', KEYS[4], unpack(users, from, to))
 end
 if soldOut then
   redis.call('HSET', KEYS[1], 'stock', 0)

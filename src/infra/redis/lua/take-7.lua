@@ -30,13 +30,30 @@ local closed = meta[2] == '1'
 local time = redis.call('TIME')
 local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+-- Writes go out a few thousand arguments per call rather than one call per
+-- request (Lua's unpack is limited to about 8,000 values).
+local function inChunks(command, key, args)
+  for from = 1, #args, 4000 do
+    redis.call(command, key, unpack(args, from, math.min(#args, from + 3999)))
+  end
+end
+
+local arrivals = {}
+for i = 2, #popped, 2 do arrivals[#arrivals + 1] = popped[i] end
+local entries = {}
+for from = 1, #arrivals, 4000 do
+  local got = redis.call('HMGET', KEYS[4], unpack(arrivals, from, math.min(#arrivals, from + 3999)))
+  for j = 1, #got do entries[#entries + 1] = got[j] end
+end
+
 local record = {}
 local epoch = meta[4] or ''
 local reply = {nowMs, epoch}
+local newlyIssued = {}
+local inflight = {}
 for i = 1, #popped, 2 do
   local user, arrival = popped[i], popped[i + 1]
   local outcome
-  -- The duplicate check comes before the stock, and stock never goes below zero.
   if closed then
     outcome = 4
   elseif redis.call('SISMEMBER', KEYS[2], user) == 1 then
@@ -44,12 +61,14 @@ for i = 1, #popped, 2 do
   elseif stock <= 0 then
     outcome = 2
   else
+    -- A user is in the queue once, so no later request of this batch can be theirs.
     stock = stock - 1
-    redis.call('SADD', KEYS[2], user)
+    newlyIssued[#newlyIssued + 1] = user
     outcome = 1
   end
-  redis.call('HSET', KEYS[5], user, arrival)
-  local entry = redis.call('HGET', KEYS[4], arrival) or ''
+  inflight[#inflight + 1] = user
+  inflight[#inflight + 1] = arrival
+  local entry = entries[(i + 1) / 2] or ''
   local nonce = string.sub(entry, #user + 2)
   record[#record + 1] = user
   record[#record + 1] = arrival
@@ -59,6 +78,8 @@ for i = 1, #popped, 2 do
   reply[#reply + 1] = outcome
   reply[#reply + 1] = nonce
 end
+inChunks('SADD', KEYS[2], newlyIssued)
+inChunks('HSET', KEYS[5], inflight)
 
 redis.call('HSET', KEYS[1], 'stock', stock)
 redis.call('HSET', KEYS[6], ARGV[3], cjson.encode({d = nowMs, e = epoch, i = record}))
