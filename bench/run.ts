@@ -40,7 +40,7 @@ const PREFIX = `bench:${RUN}:`;
 const settings = {
   mode: quick ? 'quick' : 'full',
   apiProcesses: availableParallelism(),
-  batchSize: 1000,
+  batchSize: 2000,
   batchIntervalMs: 50,
   batchLanes: 2,
   workerNice: 10,

@@ -26,7 +26,7 @@ const schema = z
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
       .default('postgres://postgres@127.0.0.1:5432/coupons'),
     ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-    BATCH_SIZE: integer(1, 10_000).default(1000),
+    BATCH_SIZE: integer(1, 10_000).default(2000),
     BATCH_CRON: z
       .string()
       .refine((v) => cron.validate(v), 'must be a valid node-cron expression')

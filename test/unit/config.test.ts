@@ -9,7 +9,7 @@ describe('configuration', () => {
       port: 3000,
       redisUrl: 'redis://127.0.0.1:6379',
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/coupons',
-      batchSize: 1000,
+      batchSize: 2000,
       batchCron: '* * * * * *',
       batchIntervalMs: 50,
       batchLanes: 2,
@@ -100,6 +100,6 @@ describe('configuration', () => {
   });
 
   it('when a variable is set to an empty string, then it counts as unset', () => {
-    expect(loadConfig({ PORT: '', BATCH_SIZE: '' })).to.include({ port: 3000, batchSize: 1000 });
+    expect(loadConfig({ PORT: '', BATCH_SIZE: '' })).to.include({ port: 3000, batchSize: 2000 });
   });
 });
