@@ -220,24 +220,6 @@ async function measureAccept(
   };
 }
 
-/**
- * The service as `npm start` runs it: API processes plus the worker draining
- * every accepted request into PostgreSQL on the same cores.
- */
-async function benchFullService(redis: Redis): Promise<AcceptFigures> {
-  const port = 3300;
-  const service = await startService(port, { ROLE: 'all' });
-  try {
-    const couponId = await createCoupon(port, 10_000_000);
-    return await measureAccept('service + worker', service, port, couponId, () =>
-      drained(redis, couponId),
-    );
-  } finally {
-    await service.stop();
-    await deleteKeys(redis, `${PREFIX}*`);
-  }
-}
-
 /** Resolves once the worker has taken and settled everything queued for the coupon. */
 async function drained(redis: Redis, couponId: number): Promise<void> {
   const k = new RedisKeys(PREFIX).coupon(couponId);
@@ -263,81 +245,56 @@ function startContender(
   );
 }
 
-async function benchContender(
-  name: string,
-  script: string,
-  port: number,
-  env: Record<string, string>,
-  couponId: () => Promise<number>,
-): Promise<AcceptFigures> {
-  const server = await startContender(name, script, port, env);
-  try {
-    return await measureAccept(name, server, port, await couponId());
-  } finally {
-    await server.stop();
-  }
+/** A server under test, started and ready, with the coupon its requests go to. */
+interface Contender {
+  readonly name: string;
+  readonly server: Running;
+  readonly port: number;
+  readonly couponId: number;
+  /** Resolves once the server has nothing left over from an earlier run (a drained queue). */
+  readonly idle: () => Promise<void>;
 }
 
 /**
- * The API alone and the EVALSHA ceiling, both running, measured in turn:
- * after each one's own runs, `settings.pairedTrials - 1` more saturation runs
- * each, alternating, so that both see the same moments of this shared
- * machine. Each one's saturation figure is the median of its runs.
+ * Two contenders, both running, measured in turn: each one's own runs
+ * (warm-up, saturation, fixed rate), then `settings.pairedTrials - 1` more
+ * saturation runs each, alternating, so that both see the same moments of
+ * this shared machine. Each one's saturation figure is the median of its runs.
  */
-async function benchApiAgainstCeiling(
-  redis: Redis,
-): Promise<{ oursApi: AcceptFigures; ceiling: AcceptFigures }> {
-  const oursPort = 3300;
-  const ceilingPort = 3100;
-  const service = await startService(oursPort, { ROLE: 'api' });
-  const ceilingServer = await startContender(
-    'EVALSHA ceiling',
-    'bench/contenders/ceiling.ts',
-    ceilingPort,
-    {
-      REDIS_URL,
-      REDIS_KEY_PREFIX: PREFIX,
-    },
-  );
-  try {
-    const couponId = await createCoupon(oursPort, 10_000_000);
-    const oursApi = await measureAccept('service, API alone', service, oursPort, couponId);
-    const ceiling = await measureAccept('EVALSHA ceiling', ceilingServer, ceilingPort, 1);
-    const runs = { ours: [oursApi.saturation], ceiling: [ceiling.saturation] };
-    const { connections, durationSec } = settings.saturation;
-    process.stdout.write(
-      `  API alone and ceiling in turn: ${settings.pairedTrials - 1} more saturation runs each\n`,
-    );
-    for (let trial = 1; trial < settings.pairedTrials; trial += 1) {
-      for (const [who, port, id] of [
-        ['ours', oursPort, couponId],
-        ['ceiling', ceilingPort, 1],
-      ] as const) {
-        runs[who].push(
-          await runLoad<SaturationResult>('bench/load/saturate.ts', {
-            url: `http://127.0.0.1:${port}`,
-            path: `/coupons/${id}/issue-requests`,
-            connections,
-            durationSec,
-            userPrefix: `t${trial}${RUN}`,
-          }),
-        );
-      }
-    }
-    return {
-      oursApi: { ...oursApi, saturation: median(runs.ours), saturationRuns: runs.ours.map(rps) },
-      ceiling: {
-        ...ceiling,
-        saturation: median(runs.ceiling),
-        saturationRuns: runs.ceiling.map(rps),
-      },
-    };
-  } finally {
-    await ceilingServer.stop();
-    await service.stop();
-    await deleteKeys(redis, `${PREFIX}*`);
+async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, AcceptFigures]> {
+  const figures = [a, b].map(() => undefined as AcceptFigures | undefined);
+  const runs: SaturationResult[][] = [[], []];
+  for (const [i, c] of [a, b].entries()) {
+    const f = await measureAccept(c.name, c.server, c.port, c.couponId, c.idle);
+    figures[i] = f;
+    runs[i]?.push(f.saturation);
   }
+  const { connections, durationSec } = settings.saturation;
+  process.stdout.write(
+    `  ${a.name} and ${b.name} in turn: ${settings.pairedTrials - 1} more saturation runs each\n`,
+  );
+  for (let trial = 1; trial < settings.pairedTrials; trial += 1) {
+    for (const [i, c] of [a, b].entries()) {
+      await c.idle();
+      runs[i]?.push(
+        await runLoad<SaturationResult>('bench/load/saturate.ts', {
+          url: `http://127.0.0.1:${c.port}`,
+          path: `/coupons/${c.couponId}/issue-requests`,
+          connections,
+          durationSec,
+          userPrefix: `t${trial}${RUN}`,
+        }),
+      );
+    }
+  }
+  const [fa, fb] = figures.map((f, i) => {
+    const own = runs[i] as SaturationResult[];
+    return { ...(f as AcceptFigures), saturation: median(own), saturationRuns: own.map(rps) };
+  });
+  return [fa as AcceptFigures, fb as AcceptFigures];
 }
+
+const nothingLeft = async (): Promise<void> => undefined;
 
 const rps = (r: SaturationResult) => Math.round(r.throughputRps);
 
@@ -565,24 +522,79 @@ async function main(): Promise<void> {
   const db = new pg.Client({ connectionString: databaseUrl('coupons_bench') });
 
   console.log('accept endpoint:');
-  const ours = await benchFullService(redis);
-  const { oursApi, ceiling } = await benchApiAgainstCeiling(redis);
-  await db.connect();
+  // The service as `npm start` runs it (API processes plus the worker draining every accepted
+  // request into PostgreSQL on the same cores) against the naive baseline.
   await resetDatabase('coupons_bench_naive');
-  const naive = await benchContender(
-    'naive: FOR UPDATE',
-    'bench/contenders/naive.ts',
-    3200,
-    { DATABASE_URL: databaseUrl('coupons_bench_naive') },
-    async () => {
-      const res = await fetch('http://127.0.0.1:3200/coupons', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ totalQuantity: 10_000_000 }),
-      });
-      return ((await res.json()) as { id: number }).id;
+  const full = await startService(3300, { ROLE: 'all' });
+  const naiveServer = await startContender('naive: FOR UPDATE', 'bench/contenders/naive.ts', 3200, {
+    DATABASE_URL: databaseUrl('coupons_bench_naive'),
+  });
+  let ours: AcceptFigures;
+  let naive: AcceptFigures;
+  try {
+    const fullCoupon = await createCoupon(3300, 10_000_000);
+    const naiveCoupon = await fetch('http://127.0.0.1:3200/coupons', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ totalQuantity: 10_000_000 }),
+    });
+    [ours, naive] = await benchPair(
+      {
+        name: 'service + worker',
+        server: full,
+        port: 3300,
+        couponId: fullCoupon,
+        idle: () => drained(redis, fullCoupon),
+      },
+      {
+        name: 'naive: FOR UPDATE',
+        server: naiveServer,
+        port: 3200,
+        couponId: ((await naiveCoupon.json()) as { id: number }).id,
+        idle: nothingLeft,
+      },
+    );
+  } finally {
+    await naiveServer.stop();
+    await full.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
+  }
+  // The API processes alone against the bare EVALSHA ceiling: like for like.
+  const api = await startService(3300, { ROLE: 'api' });
+  const ceilingServer = await startContender(
+    'EVALSHA ceiling',
+    'bench/contenders/ceiling.ts',
+    3100,
+    {
+      REDIS_URL,
+      REDIS_KEY_PREFIX: PREFIX,
     },
   );
+  let oursApi: AcceptFigures;
+  let ceiling: AcceptFigures;
+  try {
+    [oursApi, ceiling] = await benchPair(
+      {
+        name: 'service, API alone',
+        server: api,
+        port: 3300,
+        couponId: await createCoupon(3300, 10_000_000),
+        idle: nothingLeft,
+      },
+      {
+        name: 'EVALSHA ceiling',
+        server: ceilingServer,
+        port: 3100,
+        couponId: 1,
+        idle: nothingLeft,
+      },
+    );
+  } finally {
+    await ceilingServer.stop();
+    await api.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
+  }
+  await db.connect();
   console.log('drain:');
   const drain = await benchDrain(redis);
   console.log('scenario:');
@@ -648,7 +660,7 @@ async function main(): Promise<void> {
     `  (@${settings.fixedRate.rps}/s: after the saturation run's queue is drained; the first ${settings.fixedRate.warmupSec} s warm the load generator's connections and are not counted — their p99: ${[ours, oursApi, ceiling, naive].map((c) => `${c.name} ${Math.round(c.fixedRate.warmup?.p99 ?? 0)} ms`).join(', ')})`,
   );
   console.log(
-    `  (saturation of the API alone and of the ceiling: median of ${settings.pairedTrials} runs each, alternating: ${oursApi.saturationRuns?.map(num).join(', ')} and ${ceiling.saturationRuns?.map(num).join(', ')} req/s)`,
+    `  (saturation: median of ${settings.pairedTrials} runs each, the two of a pair alternating: ${[ours, naive, oursApi, ceiling].map((c) => `${c.name} ${c.saturationRuns?.map(num).join(', ')}`).join('; ')} req/s)`,
   );
   const r = results.ratios;
   console.log(
