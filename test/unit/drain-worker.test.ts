@@ -36,6 +36,19 @@ function setup(execute: sinon.SinonStub, lanes = 1) {
   return { worker, logger };
 }
 
+/** A batch that takes 5 ms and returns `result`, counting how many run at once. */
+function countingExecute(result: BatchReport | null) {
+  const inFlight = { now: 0, max: 0 };
+  const execute = sinon.stub().callsFake(async () => {
+    inFlight.now += 1;
+    inFlight.max = Math.max(inFlight.max, inFlight.now);
+    await new Promise((r) => setTimeout(r, 5));
+    inFlight.now -= 1;
+    return result;
+  });
+  return { execute, inFlight };
+}
+
 describe('the drain worker', () => {
   afterEach(() => sinon.restore());
 
@@ -67,15 +80,7 @@ describe('the drain worker', () => {
   });
 
   it('when ticks arrive while a drain is running, then they extend it instead of starting another', async () => {
-    let running = 0;
-    let maxRunning = 0;
-    const execute = sinon.stub().callsFake(async () => {
-      running += 1;
-      maxRunning = Math.max(maxRunning, running);
-      await new Promise((r) => setTimeout(r, 5));
-      running -= 1;
-      return null;
-    });
+    const { execute, inFlight } = countingExecute(null);
     const { worker } = setup(execute);
 
     const first = worker.tick();
@@ -86,21 +91,13 @@ describe('the drain worker', () => {
     await Promise.all([first, second, third]);
 
     expect(execute.callCount).to.be.greaterThan(2);
-    expect(maxRunning).to.equal(1);
+    expect(inFlight.max).to.equal(1);
     expect(second).to.equal(first);
     expect(third).to.equal(first);
   });
 
   it('when BATCH_LANES is 2, then two batches are in flight at once, never more, however many ticks arrive', async () => {
-    let running = 0;
-    let maxRunning = 0;
-    const execute = sinon.stub().callsFake(async () => {
-      running += 1;
-      maxRunning = Math.max(maxRunning, running);
-      await new Promise((r) => setTimeout(r, 5));
-      running -= 1;
-      return report('committed');
-    });
+    const { execute, inFlight } = countingExecute(report('committed'));
     const { worker } = setup(execute, 2);
 
     const ticks = [worker.tick(), worker.tick(), worker.tick()];
@@ -108,8 +105,8 @@ describe('the drain worker', () => {
     await worker.stop();
     await Promise.all(ticks);
 
-    expect(maxRunning).to.equal(2);
-    expect(running).to.equal(0);
+    expect(inFlight.max).to.equal(2);
+    expect(inFlight.now).to.equal(0);
   });
 
   it("when one lane fails while the other lane's batch is still committing, then that commit does not end the back-off", async () => {
