@@ -171,13 +171,15 @@ interface AcceptFigures {
   processes: { pid: number; what: string; peakRssMb: number }[];
 }
 
+const nothingLeft = async (): Promise<void> => undefined;
+
 /** Warm-up, saturation and fixed-rate runs against one server listening on `port`. */
 async function measureAccept(
   name: string,
   server: Running,
   port: number,
   couponId: number,
-  idle: () => Promise<void> = async () => undefined,
+  idle: () => Promise<void> = nothingLeft,
 ): Promise<AcceptFigures> {
   const url = `http://127.0.0.1:${port}`;
   const path = `/coupons/${couponId}/issue-requests`;
@@ -293,8 +295,6 @@ async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, Ac
   });
   return [fa as AcceptFigures, fb as AcceptFigures];
 }
-
-const nothingLeft = async (): Promise<void> => undefined;
 
 const rps = (r: SaturationResult) => Math.round(r.throughputRps);
 

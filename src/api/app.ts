@@ -11,7 +11,6 @@ import { jsonBody as readJsonBody } from './json-body.js';
 import { errorHandler, sendProblem } from './problem.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
-import { requireJson } from './validation.js';
 
 export interface HealthReport {
   readonly redis: boolean;
@@ -33,25 +32,6 @@ export interface ApiDeps {
   readonly logger: Logger;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * JSON is UTF-8 (RFC 8259 §8.1). Left alone, the decoder turns invalid bytes
- * into U+FFFD and a name sent as Latin-1 would be stored altered; refuse the
- * body instead, as INVALID_JSON.
- */
-function requireWellFormedUtf8(_req: unknown, _res: unknown, buf: Buffer, encoding: string): void {
-  if (encoding.toLowerCase() !== 'utf-8') return;
-  try {
-    utf8.decode(buf);
-  } catch {
-    throw Object.assign(new Error('the body is not valid UTF-8'), {
-      status: 400,
-      type: 'entity.parse.failed',
-    });
-  }
-}
-
 /** Builds the app without listening, so tests can serve it on port 0. */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -62,10 +42,7 @@ export function createApp(deps: ApiDeps): Express {
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
 
-  const jsonBody = readJsonBody(16 * 1024, [
-    requireJson,
-    express.json({ limit: '16kb', strict: true, verify: requireWellFormedUtf8 }),
-  ]);
+  const jsonBody = readJsonBody(16 * 1024);
 
   // The accept and status endpoints take nearly all the traffic: their router is matched first.
   app.use(issueRequestRoutes({ ...deps, jsonBody }));

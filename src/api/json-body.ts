@@ -1,4 +1,10 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
+import { requireJson } from './validation.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -10,6 +16,28 @@ function invalidJson(): Error {
     status: 400,
     type: 'entity.parse.failed',
   });
+}
+
+/**
+ * JSON is UTF-8 (RFC 8259 §8.1). Left alone, body-parser's decoder turns invalid
+ * bytes into U+FFFD and a name sent as Latin-1 would be stored altered; refuse
+ * the body instead, as INVALID_JSON.
+ */
+function requireWellFormedUtf8(_req: unknown, _res: unknown, buf: Buffer, encoding: string): void {
+  if (encoding.toLowerCase() !== 'utf-8') return;
+  try {
+    utf8.decode(buf);
+  } catch {
+    throw invalidJson();
+  }
+}
+
+/** The general path: the media type check, then body-parser with the same rules. */
+function generalPath(limitBytes: number): RequestHandler[] {
+  return [
+    requireJson,
+    express.json({ limit: limitBytes, strict: true, verify: requireWellFormedUtf8 }),
+  ];
 }
 
 /** Whitespace as JSON defines it (RFC 8259 §2): space, tab, line feed, carriage return. */
@@ -48,10 +76,14 @@ export function parseJsonBody(bytes: Buffer): unknown {
  * `application/json`, a Content-Length within the limit, no Content-Encoding
  * or Transfer-Encoding) is read here directly: one decode and one parse, none
  * of the general parser's per-request header parsing, charset lookups and
- * stream bookkeeping. Every other request goes through `general` (the media
- * type check and body-parser), so unusual requests keep exactly their answers.
+ * stream bookkeeping. Every other request goes through `general` (by default
+ * the media type check and body-parser, under the same limit), so unusual
+ * requests keep exactly their answers.
  */
-export function jsonBody(limitBytes: number, general: readonly RequestHandler[]): RequestHandler {
+export function jsonBody(
+  limitBytes: number,
+  general: readonly RequestHandler[] = generalPath(limitBytes),
+): RequestHandler {
   const runGeneral = (req: Request, res: Response, next: NextFunction, at = 0): void => {
     const handler = general[at];
     if (!handler) {

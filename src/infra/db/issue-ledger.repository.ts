@@ -171,8 +171,8 @@ export class PgIssueLedger implements IssueLedger {
     const held = new Set(holders.map((h) => h.user_id));
 
     const outcomes = new Map<string, RecordedOutcome>(alreadyFinal);
-    const toIssue: typeof items = [];
     let room = coupon.total - coupon.issued;
+    let issued = 0;
     for (const item of items) {
       if (outcomes.has(item.requestId)) continue;
       if (item.outcome !== 'ISSUED') {
@@ -184,11 +184,11 @@ export class PgIssueLedger implements IssueLedger {
         outcomes.set(item.requestId, { outcome: 'SOLD_OUT' });
       } else {
         room -= 1;
-        toIssue.push(item);
+        issued += 1;
+        outcomes.set(item.requestId, { outcome: 'ISSUED' });
       }
     }
 
-    for (const item of toIssue) outcomes.set(item.requestId, { outcome: 'ISSUED' });
     const fresh = items.filter((i) => !alreadyFinal.has(i.requestId));
     if (fresh.length > 0) {
       const statuses: string[] = [];
@@ -226,10 +226,10 @@ export class PgIssueLedger implements IssueLedger {
             FROM t LEFT JOIN issued ON issued.request_id = t.r`,
       );
     }
-    if (toIssue.length > 0) {
+    if (issued > 0) {
       await tx
         .update(coupons)
-        .set({ issuedCount: sql`${coupons.issuedCount} + ${toIssue.length}` })
+        .set({ issuedCount: sql`${coupons.issuedCount} + ${issued}` })
         .where(eq(coupons.id, batch.couponId));
     }
     return { kind: 'committed', outcomes };
