@@ -115,6 +115,8 @@ export async function createContainer(
       name: `coupon-issuance:${config.role}`,
       commandTimeoutMs: config.redisCommandTimeoutMs,
       onError: onRedisError,
+      // Every accept and status read is one small command on this connection, hundreds at once.
+      autoPipelining: true,
     });
     // The worker's scripts move whole batches: its own connection, with a longer bound,
     // so that neither side's commands wait behind the other's.

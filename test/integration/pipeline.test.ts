@@ -88,6 +88,27 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
   });
 
   describe('requesting and polling', () => {
+    it('when many requests reach one API process in the same moment, then their Redis commands leave in one pipeline and each still gets its own answer', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Pipelined', totalQuantity: 100 });
+      const users = Array.from({ length: 40 }, (_, i) => `pipe-${i}`);
+      // The gate's commands for one event-loop turn wait in ioredis's pipeline, not one write each.
+      const before = h.container.redis.autoPipelineQueueSize;
+      const pending = users.map((u, i) =>
+        h.container.gate.accept(couponId, u, `pipe${String(i).padStart(6, '0')}`),
+      );
+      expect(h.container.redis.autoPipelineQueueSize - before).to.equal(users.length);
+      const outcomes = await Promise.all(pending);
+
+      expect(outcomes.map((o) => o.kind)).to.deep.equal(users.map(() => 'accepted'));
+      const arrivals = outcomes.map((o) => (o.kind === 'accepted' ? o.arrival : ''));
+      expect(new Set(arrivals).size).to.equal(users.length);
+      const state = await couponState(h.container, couponId);
+      expect(state.queued).to.equal(users.length);
+      expect(state.pendingRecords).to.equal(users.length);
+      // The worker's connection moves whole batches in single scripts: nothing to pipeline.
+      expect(h.container.workerRedis.options.enableAutoPipelining).to.equal(false);
+    });
+
     it('when users ask, then they queue in arrival order, a repeat gets the same request, and the worker decides them', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Two left', totalQuantity: 2 });
 

@@ -10,12 +10,20 @@ export interface RedisClientOptions {
    */
   readonly commandTimeoutMs?: number;
   readonly onError?: (err: Error) => void;
+  /**
+   * Commands issued in the same event-loop turn go out in one write and come
+   * back in one read (ioredis auto-pipelining): for a connection carrying many
+   * small concurrent commands, far fewer system calls and wake-ups on both
+   * sides. Each command still gets its own reply, error and timeout.
+   */
+  readonly autoPipelining?: boolean;
 }
 
 export async function connectRedis(url: string, options: RedisClientOptions): Promise<Redis> {
   const redis = new Redis(url, {
     lazyConnect: true,
     connectionName: options.name,
+    enableAutoPipelining: options.autoPipelining ?? false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
