@@ -2,7 +2,7 @@
  * `npm run bench [-- --quick]`: measures, in one run on this machine, side by side:
  *
  *  1. this service's accept endpoint (multi-process mode): throughput at
- *     saturation (autocannon) and latency at a fixed arrival rate (open model);
+ *     saturation (wrk) and latency at a fixed arrival rate (open model);
  *  2. a reference ceiling: a bare Express server doing one EVALSHA per request;
  *  3. a naive baseline: the same endpoint with SELECT … FOR UPDATE in PostgreSQL;
  *  4. the drain rate from a pre-filled queue, next to a bare Lua-pop + multi-row-insert ceiling;
@@ -25,6 +25,7 @@ import { renderChart } from './lib/svg-chart.js';
 import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
 import { measureDrainCeiling } from './lib/drain-ceiling.js';
 import { prefillQueue } from './lib/prefill.js';
+import { saturate, wrkVersion, type SaturationResult } from './load/saturate.js';
 
 const quick = process.argv.includes('--quick');
 const ROOT = join(import.meta.dirname, '..');
@@ -46,7 +47,13 @@ const settings = {
   workerNice: 10,
   /** Saturation runs of the API alone and of the ceiling, alternating; medians are compared. */
   pairedTrials: 3,
-  saturation: { connections: 100, durationSec: quick ? 3 : 10, warmupSec: quick ? 1 : 3 },
+  saturation: {
+    tool: 'wrk',
+    connections: 100,
+    threads: 1,
+    durationSec: quick ? 3 : 10,
+    warmupSec: quick ? 1 : 3,
+  },
   fixedRate: { rps: 5000, durationSec: quick ? 2 : 10, warmupSec: quick ? 1 : 2, connections: 200 },
   drain: { requests: quick ? 20_000 : 200_000 },
   scenario: {
@@ -141,13 +148,6 @@ async function createCoupon(port: number, totalQuantity: number): Promise<number
   return ((await res.json()) as { id: number }).id;
 }
 
-interface SaturationResult {
-  throughputRps: number;
-  latencyMs: { p50: number; p90: number; p99: number; max: number };
-  errors: number;
-  non2xx: number;
-  statuses: Record<string, number>;
-}
 interface OpenLoopResult {
   sent: number;
   completed: number;
@@ -183,21 +183,23 @@ async function measureAccept(
 ): Promise<AcceptFigures> {
   const url = `http://127.0.0.1:${port}`;
   const path = `/coupons/${couponId}/issue-requests`;
-  const { connections, durationSec, warmupSec } = settings.saturation;
+  const { connections, threads, durationSec, warmupSec } = settings.saturation;
   process.stdout.write(
     `  ${name}: warm-up, saturation ${durationSec}s, fixed rate ${settings.fixedRate.rps}/s ${settings.fixedRate.durationSec}s\n`,
   );
-  await runLoad('bench/load/saturate.ts', {
+  await saturate({
     url,
     path,
     connections,
+    threads,
     durationSec: warmupSec,
     userPrefix: `w${RUN}`,
   });
-  const saturation = await runLoad<SaturationResult>('bench/load/saturate.ts', {
+  const saturation = await saturate({
     url,
     path,
     connections,
+    threads,
     durationSec,
     userPrefix: `s${RUN}`,
   });
@@ -271,7 +273,7 @@ async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, Ac
     figures[i] = f;
     runs[i]?.push(f.saturation);
   }
-  const { connections, durationSec } = settings.saturation;
+  const { connections, threads, durationSec } = settings.saturation;
   process.stdout.write(
     `  ${a.name} and ${b.name} in turn: ${settings.pairedTrials - 1} more saturation runs each\n`,
   );
@@ -279,10 +281,11 @@ async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, Ac
     for (const [i, c] of [a, b].entries()) {
       await c.idle();
       runs[i]?.push(
-        await runLoad<SaturationResult>('bench/load/saturate.ts', {
+        await saturate({
           url: `http://127.0.0.1:${c.port}`,
           path: `/coupons/${c.couponId}/issue-requests`,
           connections,
+          threads,
           durationSec,
           userPrefix: `t${trial}${RUN}`,
         }),
@@ -510,6 +513,8 @@ async function main(): Promise<void> {
     node: process.version,
     redis: version('redis-server', ['--version']),
     postgres: version('psql', ['--version']),
+    // Checked first: without wrk there is nothing to measure saturation with.
+    loadGenerator: wrkVersion(),
   };
   console.log(
     `coupon-issuance benchmark (${settings.mode}) on ${machine.cores} cores, ${machine.cpu}`,
