@@ -50,6 +50,9 @@ async function runWorker(): Promise<void> {
   const redis = new Redis(REDIS_URL, {
     lazyConnect: true,
     connectionName: 'bench-ceiling',
+    // The service's API connection pipelines each event-loop turn's commands; the ceiling
+    // gets the same client settings, so the two differ by the service's logic alone.
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
