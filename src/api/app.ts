@@ -44,8 +44,8 @@ export function createApp(deps: ApiDeps): Express {
 
   const jsonBody = readJsonBody(16 * 1024);
 
-  // The accept and status endpoints take nearly all the traffic: their router is matched first.
-  app.use(issueRequestRoutes({ ...deps, jsonBody }));
+  // The accept and status endpoints take nearly all the traffic: they are matched first.
+  issueRequestRoutes(app, { ...deps, jsonBody });
   app.use(couponRoutes({ ...deps, jsonBody }));
   app.get('/health', async (_req, res) => {
     const report = await deps.health();
