@@ -219,9 +219,19 @@ describe('the stores behind the ports', () => {
       const batch = (await h.container.queue.take(couponId, 10, 60_000, 'batch-1')) as DecidedBatch;
       await h.container.ledger.commit(batch);
 
-      const again = await h.container.ledger.commit({ ...batch, batchId: 'batch-2' });
+      // Redis, having lost track, decided the request anew, and differently.
+      const again = await h.container.ledger.commit({
+        ...batch,
+        batchId: 'batch-2',
+        items: batch.items.map((i) => ({ ...i, outcome: 'SOLD_OUT' as const })),
+      });
 
       expect(again.kind).to.equal('committed');
+      const item = batch.items[0] as DecidedBatch['items'][number];
+      const requestId = formatRequestId({ couponId, arrival: item.arrival, nonce: item.nonce });
+      expect(again.kind === 'committed' && again.outcomes.get(requestId)).to.deep.equal({
+        outcome: 'ISSUED',
+      });
       const state = await couponState(h.container, couponId);
       expect(state.issuedRows).to.have.length(1);
       expect(state.requestRows).to.have.length(1);
