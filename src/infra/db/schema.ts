@@ -49,9 +49,9 @@ export const issuedCoupons = pgTable(
     issuedAt: timestamptz('issued_at').notNull(),
   },
   (t) => [
-    // The last line of defence: one coupon per user, whatever Redis says.
+    // The last line of defence: one coupon per user, whatever Redis says. A request id
+    // names one coupon and one user, so this also allows at most one row per request.
     uniqueIndex('issued_coupons_coupon_user_uq').on(t.couponId, t.userId),
-    uniqueIndex('issued_coupons_request_uq').on(t.requestId),
   ],
 );
 

@@ -1,0 +1,1 @@
+DROP INDEX "issued_coupons_request_uq";
