@@ -10,7 +10,7 @@
  * With warmupSec, the same schedule first sends warmupSec × rate requests (to
  * warmupPath, default path) on the same connections; they are reported apart
  * (`warmup`), so the measured figures are the server's steady state, not this
- * process's cold start and its connections being opened.
+ * process's cold start. Every connection is open before the clock starts.
  */
 import net from 'node:net';
 
