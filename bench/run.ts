@@ -173,6 +173,16 @@ interface AcceptFigures {
 
 const nothingLeft = async (): Promise<void> => undefined;
 
+/** Says so when a saturation run had failed answers (they do not count in its throughput). */
+function reportFailures(name: string, r: SaturationResult): SaturationResult {
+  if (r.non2xx + r.errors > 0) {
+    process.stdout.write(
+      `  ${name}: ${num(r.non2xx)} answers with a status above 399 and ${num(r.errors)} socket errors or timeouts in this saturation run (not counted in its throughput)\n`,
+    );
+  }
+  return r;
+}
+
 /** Warm-up, saturation and fixed-rate runs against one server listening on `port`. */
 async function measureAccept(
   name: string,
@@ -195,14 +205,10 @@ async function measureAccept(
     durationSec: warmupSec,
     userPrefix: `w${RUN}`,
   });
-  const saturation = await saturate({
-    url,
-    path,
-    connections,
-    threads,
-    durationSec,
-    userPrefix: `s${RUN}`,
-  });
+  const saturation = reportFailures(
+    name,
+    await saturate({ url, path, connections, threads, durationSec, userPrefix: `s${RUN}` }),
+  );
   // The fixed-rate run starts from an idle service: a worker still draining the saturation
   // run's backlog would measure that catch-up, not the service at 5,000/s.
   await idle();
@@ -281,14 +287,17 @@ async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, Ac
     for (const [i, c] of [a, b].entries()) {
       await c.idle();
       runs[i]?.push(
-        await saturate({
-          url: `http://127.0.0.1:${c.port}`,
-          path: `/coupons/${c.couponId}/issue-requests`,
-          connections,
-          threads,
-          durationSec,
-          userPrefix: `t${trial}${RUN}`,
-        }),
+        reportFailures(
+          c.name,
+          await saturate({
+            url: `http://127.0.0.1:${c.port}`,
+            path: `/coupons/${c.couponId}/issue-requests`,
+            connections,
+            threads,
+            durationSec,
+            userPrefix: `t${trial}${RUN}`,
+          }),
+        ),
       );
     }
   }

@@ -21,7 +21,9 @@ export interface SaturationInput {
 }
 
 export interface SaturationResult {
+  /** Every answer received, whatever its status. */
   requests: number;
+  /** Answers with a status below 400, per second: a server that fails fast scores nothing. */
   throughputRps: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   /** Connect, read, write errors and timeouts, summed. */
@@ -87,7 +89,7 @@ export async function saturate(input: SaturationInput): Promise<SaturationResult
   const ms = (us: number) => Math.round(us / 10) / 100;
   return {
     requests: line.requests,
-    throughputRps: line.requests / (line.durationUs / 1e6),
+    throughputRps: (line.requests - line.non2xx) / (line.durationUs / 1e6),
     latencyMs: {
       p50: ms(line.latencyUs.p50),
       p90: ms(line.latencyUs.p90),
