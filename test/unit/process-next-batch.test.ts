@@ -190,4 +190,72 @@ describe('processing one batch', () => {
     expect(onGateRebuilt.calledOnce).to.equal(true);
     expect(report?.settlement).to.equal('lost');
   });
+
+  describe('two lanes holding batches of one coupon', () => {
+    const later: DecidedBatch = { ...batch, batchId: 'b-2' };
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    function deferred<T>() {
+      let resolve: (value: T) => void = () => undefined;
+      let reject: (err: unknown) => void = () => undefined;
+      const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+      return { promise, resolve, reject };
+    }
+
+    it('when the earlier-taken batch commits slowly, then the later one commits only after it', async () => {
+      const { queue, ledger, useCase } = fakes();
+      queue.take.onFirstCall().resolves(batch).onSecondCall().resolves(later);
+      const first = deferred<{ kind: 'committed'; outcomes: typeof recordedAsDecided }>();
+      ledger.commit.withArgs(batch).returns(first.promise);
+      ledger.commit.withArgs(later).resolves({ kind: 'committed', outcomes: recordedAsDecided });
+
+      const runs = [useCase.execute(7, 100, 1000), useCase.execute(7, 100, 1000)];
+      await settle();
+      expect(
+        ledger.commit.getCalls().map((c) => (c.args[0] as DecidedBatch).batchId),
+      ).to.deep.equal(['b-1']);
+
+      first.resolve({ kind: 'committed', outcomes: recordedAsDecided });
+      const reports = await Promise.all(runs);
+
+      expect(
+        ledger.commit.getCalls().map((c) => (c.args[0] as DecidedBatch).batchId),
+      ).to.deep.equal(['b-1', 'b-2']);
+      expect(reports.map((r) => r?.settlement)).to.deep.equal(['committed', 'committed']);
+    });
+
+    it('when the earlier-taken batch is not written, then it is compensated and the later one still commits', async () => {
+      const { queue, ledger, useCase } = fakes();
+      queue.take.onFirstCall().resolves(batch).onSecondCall().resolves(later);
+      const first = deferred<never>();
+      ledger.commit.withArgs(batch).returns(first.promise);
+      ledger.commit.withArgs(later).resolves({ kind: 'committed', outcomes: recordedAsDecided });
+
+      const runs = [useCase.execute(7, 100, 1000), useCase.execute(7, 100, 1000)];
+      await settle();
+      first.reject(new BatchNotWrittenError(new Error('down')));
+      const reports = await Promise.all(runs);
+
+      expect(reports.map((r) => r?.settlement)).to.deep.equal(['compensated', 'committed']);
+      expect(queue.compensate.calledOnceWithExactly(batch)).to.equal(true);
+      expect(queue.acknowledge.calledOnceWithExactly(later, [])).to.equal(true);
+    });
+
+    it('when the two batches are of different coupons, then neither waits for the other', async () => {
+      const { queue, ledger, useCase } = fakes();
+      const otherCoupon: DecidedBatch = { ...batch, batchId: 'b-9', couponId: 9 };
+      queue.take.onFirstCall().resolves(batch).onSecondCall().resolves(otherCoupon);
+      const first = deferred<{ kind: 'committed'; outcomes: typeof recordedAsDecided }>();
+      ledger.commit.withArgs(batch).returns(first.promise);
+      ledger.commit.withArgs(otherCoupon).resolves({ kind: 'committed', outcomes: new Map() });
+
+      const runs = [useCase.execute(7, 100, 1000), useCase.execute(9, 100, 1000)];
+      await settle();
+
+      expect(
+        ledger.commit.getCalls().map((c) => (c.args[0] as DecidedBatch).batchId),
+      ).to.deep.equal(['b-1', 'b-9']);
+      first.resolve({ kind: 'committed', outcomes: recordedAsDecided });
+      await Promise.all(runs);
+    });
+  });
 });

@@ -10,6 +10,9 @@ import {
 import { batchReport, type BatchReport, type BatchSettler } from './batch-settler.js';
 
 export class ProcessNextBatch {
+  /** Per coupon, the commit of the batch taken last: the next batch commits after it. */
+  private readonly lastCommit = new Map<number, Promise<void>>();
+
   constructor(
     private readonly deps: {
       queue: IssueQueue;
@@ -25,21 +28,36 @@ export class ProcessNextBatch {
     const faults = this.deps.faults ?? NO_FAULTS;
     const batch = await this.deps.queue.take(couponId, size, leaseMs, this.deps.ids.batchId());
     if (!batch) return null;
-    // Taking and deciding are one script: "after the take" is also "after the decision".
-    await faults.reach('after-take');
+    // Batches of one coupon commit in the order they were taken, whatever lane holds them.
+    // PostgreSQL serialises them on the coupon's row lock anyway; this only fixes the order,
+    // so that when the database overrules Redis (less room than Redis believed), the last
+    // coupons go to the earlier requests. (Takes resolve in the order Redis ran them: one
+    // connection, replies in order.)
+    const previous = this.lastCommit.get(couponId);
+    let release: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    this.lastCommit.set(couponId, mine);
     let result: CommitResult;
     try {
-      result = await this.deps.ledger.commit(batch);
-    } catch (commitError) {
-      if (commitError instanceof BatchNotWrittenError) {
-        return this.deps.settler.compensate(batch, commitError);
-      }
-      // The commit may have landed: only PostgreSQL can say, so ask it before touching Redis.
+      // Taking and deciding are one script: "after the take" is also "after the decision".
+      await faults.reach('after-take');
+      await previous;
       try {
-        result = await this.deps.ledger.settle(batch);
-      } catch {
-        return batchReport(batch, 'leased', [], commitError);
+        result = await this.deps.ledger.commit(batch);
+      } catch (commitError) {
+        if (commitError instanceof BatchNotWrittenError) {
+          return await this.deps.settler.compensate(batch, commitError);
+        }
+        // The commit may have landed: only PostgreSQL can say, so ask it before touching Redis.
+        try {
+          result = await this.deps.ledger.settle(batch);
+        } catch {
+          return batchReport(batch, 'leased', [], commitError);
+        }
       }
+    } finally {
+      release();
+      if (this.lastCommit.get(couponId) === mine) this.lastCommit.delete(couponId);
     }
     await faults.reach('after-commit');
     return this.deps.settler.apply(batch, result);
