@@ -136,22 +136,10 @@ export class PgIssueLedger implements IssueLedger {
     // Settled before: a replay of a committed batch, or one that recovery gave up.
     if (!head.claimed) return this.recorded(tx, batch);
 
-    const n = batch.items.length;
-    const requestIds = new Array<string>(n);
-    const userIds = new Array<string>(n);
-    const proposed = new Array<string>(n);
-    const arrivals = new Array<string>(n);
-    for (let i = 0; i < n; i += 1) {
-      const item = batch.items[i] as DecidedBatch['items'][number];
-      requestIds[i] = formatRequestId({
-        couponId: batch.couponId,
-        arrival: item.arrival,
-        nonce: item.nonce,
-      });
-      userIds[i] = item.userId;
-      proposed[i] = item.outcome;
-      arrivals[i] = item.arrival;
-    }
+    const requestIds = requestIdsOf(batch);
+    const userIds = batch.items.map((i) => i.userId);
+    const proposed = batch.items.map((i) => i.outcome);
+    const arrivals = batch.items.map((i) => i.arrival);
     const decidedAt = batch.decidedAt.toISOString();
     // Redis's decisions stand unless the database knows better:
     // - a request already final (its batch replayed after Redis lost track) keeps its outcome;
@@ -216,12 +204,9 @@ export class PgIssueLedger implements IssueLedger {
           SELECT r, outcome FROM final`,
     );
 
-    const outcomes = new Map<string, RecordedOutcome>();
-    for (let i = 0; i < n; i += 1) {
-      outcomes.set(requestIds[i] as string, {
-        outcome: (batch.items[i] as DecidedBatch['items'][number]).outcome,
-      });
-    }
+    const outcomes = new Map<string, RecordedOutcome>(
+      requestIds.map((id, i) => [id, { outcome: proposed[i] as Outcome }]),
+    );
     for (const c of changed) outcomes.set(c.request_id, { outcome: c.outcome });
     return { kind: 'committed', outcomes };
   }
@@ -233,10 +218,7 @@ export class PgIssueLedger implements IssueLedger {
       .from(workerBatches)
       .where(eq(workerBatches.batchId, batch.batchId));
     if (!row || row.state === 'ABANDONED') return { kind: 'abandoned' };
-    const ids = batch.items.map((i) =>
-      formatRequestId({ couponId: batch.couponId, arrival: i.arrival, nonce: i.nonce }),
-    );
-    return { kind: 'committed', outcomes: await this.outcomesOf(tx, ids) };
+    return { kind: 'committed', outcomes: await this.outcomesOf(tx, requestIdsOf(batch)) };
   }
 
   private async outcomesOf(tx: Tx, requestIds: string[]): Promise<Map<string, RecordedOutcome>> {
@@ -268,6 +250,12 @@ export class PgIssueLedger implements IssueLedger {
       ]),
     );
   }
+}
+
+function requestIdsOf(batch: DecidedBatch): string[] {
+  return batch.items.map((i) =>
+    formatRequestId({ couponId: batch.couponId, arrival: i.arrival, nonce: i.nonce }),
+  );
 }
 
 /** One bound parameter holding a whole column of values; the driver writes the array literal. */
