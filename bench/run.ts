@@ -407,6 +407,12 @@ interface ScenarioFigures {
   achievedRps: number;
   settleMs: number;
   exact: boolean;
+  /**
+   * The EVALSHA ceiling under the same load (same rate, count, connections and
+   * warm-up), run right after: what this machine's stack gives at this rate
+   * with no logic, as a yardstick for the service's latency.
+   */
+  ceiling: { latencyMs: OpenLoopResult['latencyMs']; achievedRps: number };
 }
 
 /** 100,000 coupons, 113,000 distinct users at a constant 2,800 requests/s. */
@@ -463,6 +469,8 @@ async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigur
     );
     const rejectedAtAccept = load.statuses['409'] ?? 0;
     const other = load.completed - accepted - rejectedAtAccept;
+    await service.stop();
+    const ceiling = await scenarioCeiling();
     return {
       coupons,
       requests,
@@ -479,10 +487,39 @@ async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigur
         (byStatus.ISSUED ?? 0) === coupons &&
         other === 0 &&
         load.errors === 0,
+      ceiling,
     };
   } finally {
     await service.stop();
     await deleteKeys(redis, `${PREFIX}*`);
+  }
+}
+
+/** The scenario's load, warm-up included, against the EVALSHA ceiling. */
+async function scenarioCeiling(): Promise<ScenarioFigures['ceiling']> {
+  const port = 3103;
+  const { requests, rps, connections } = settings.scenario;
+  process.stdout.write(`  scenario: the same load against the EVALSHA ceiling\n`);
+  const server = await startContender('EVALSHA ceiling', 'bench/contenders/ceiling.ts', port, {
+    REDIS_URL,
+    REDIS_KEY_PREFIX: PREFIX,
+  });
+  try {
+    const load = await runLoad<OpenLoopResult>('bench/load/open-loop.ts', {
+      url: `http://127.0.0.1:${port}`,
+      path: '/coupons/1/issue-requests',
+      rate: rps,
+      count: requests,
+      warmupSec: 3,
+      connections,
+      userPrefix: `c${RUN}`,
+    });
+    if (load.errors > 0 || (load.statuses['202'] ?? 0) !== requests) {
+      throw new Error(`the ceiling failed requests in the scenario: ${JSON.stringify(load)}`);
+    }
+    return { latencyMs: load.latencyMs, achievedRps: load.achievedRps };
+  } finally {
+    await server.stop();
   }
 }
 
@@ -686,6 +723,10 @@ async function main(): Promise<void> {
   const s = scenario;
   console.log(
     `scenario: ${num(s.requests)} requests at ${num(s.achievedRps)}/s → ${num(s.accepted)} accepted, ${num(s.rejectedAtAccept)} refused SOLD_OUT at once, ${num(s.issued)} issued, ${s.rejectedByWorker} rejected by the worker, ${s.other} other; accept p50/p95/p99/max ${s.latencyMs.p50}/${s.latencyMs.p95}/${s.latencyMs.p99}/${s.latencyMs.max} ms; all final ${num(s.settleMs)} ms after the last request; exactly the stock issued: ${s.exact ? 'yes' : 'NO'}`,
+  );
+  const c = s.ceiling.latencyMs;
+  console.log(
+    `  (the EVALSHA ceiling under the same load: ${num(s.ceiling.achievedRps)}/s, p50/p95/p99/max ${c.p50}/${c.p95}/${c.p99}/${c.max} ms)`,
   );
   console.log(
     `memory: ${memory.bytesPerPending} Redis bytes per pending request (${num(memory.pending)} deep queue)`,
