@@ -42,7 +42,7 @@ const settings = {
   mode: quick ? 'quick' : 'full',
   apiProcesses: availableParallelism(),
   batchSize: 2000,
-  batchIntervalMs: 50,
+  batchIntervalMs: 100,
   batchLanes: 2,
   workerNice: 10,
   /** Saturation runs of the API alone and of the ceiling, alternating; medians are compared. */

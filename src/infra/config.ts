@@ -31,7 +31,7 @@ const schema = z
       .string()
       .refine((v) => cron.validate(v), 'must be a valid node-cron expression')
       .default('* * * * * *'),
-    BATCH_INTERVAL_MS: integer(1, 60_000).default(50),
+    BATCH_INTERVAL_MS: integer(1, 60_000).default(100),
     /** Batches one worker process keeps in flight; each lane holds one PostgreSQL connection. */
     BATCH_LANES: integer(1, 8).default(2),
     /** Niceness a process running only the worker (ROLE=worker) gives itself: answering comes first. */

@@ -11,7 +11,7 @@ describe('configuration', () => {
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/coupons',
       batchSize: 2000,
       batchCron: '* * * * * *',
-      batchIntervalMs: 50,
+      batchIntervalMs: 100,
       batchLanes: 2,
       workerNice: 10,
       leaseMs: 30000,
