@@ -87,8 +87,13 @@ export interface Correction {
 
 /** The queue and its in-flight batches (Redis). */
 export interface IssueQueue {
-  /** Coupons that may have queued or in-flight work. */
+  /** Coupons with queued requests or batches in flight. */
   activeCoupons(): Promise<number[]>;
+  /**
+   * Drops from the worker's rounds the coupons that can never have work again
+   * (closed or past their end, nothing queued, nothing in flight); returns them.
+   */
+  retireFinished(): Promise<number[]>;
   /** Pops up to `size` requests in arrival order, decides them and leases the batch. */
   take(
     couponId: number,

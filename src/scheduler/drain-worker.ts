@@ -35,8 +35,9 @@ const FAILURE_LOG_EVERY_MS = 5_000;
  * Several processes may drain at once: each batch is taken atomically in
  * Redis, so no request is decided twice.
  *
- * About once a second it also settles batches whose lease expired and checks
- * that Redis still holds its marker (rebuilding the gates if it lost them).
+ * About once a second it also settles batches whose lease expired, checks
+ * that Redis still holds its marker (rebuilding the gates if it lost them),
+ * and drops finished coupons (closed or ended, nothing left) from its rounds.
  * When Redis or PostgreSQL fails it backs off (250 ms doubling to 5 s) and
  * logs one line per 5 s at most while the failure lasts, then one when it is over.
  */
@@ -141,6 +142,10 @@ export class DrainWorker {
     const restored = await this.deps.restoreGates.execute();
     if (restored > 0)
       this.deps.logger.info('coupon gates loaded from PostgreSQL', { coupons: restored });
+    const retired = await this.deps.queue.retireFinished();
+    if (retired.length > 0) {
+      this.deps.logger.info("finished coupons left the worker's rounds", { coupons: retired });
+    }
     const coupons = await this.deps.queue.activeCoupons();
     for (const report of await this.deps.recover.execute(coupons, this.deps.settings.leaseMs)) {
       this.deps.logger.warn('recovered an expired batch', {

@@ -17,7 +17,10 @@ const report = (settlement: BatchReport['settlement'], size = 10): BatchReport =
 });
 
 function setup(execute: sinon.SinonStub, lanes = 1) {
-  const queue = { activeCoupons: sinon.stub().resolves([1, 2]) } as unknown as IssueQueue;
+  const queue = {
+    activeCoupons: sinon.stub().resolves([1, 2]),
+    retireFinished: sinon.stub().resolves([]),
+  } as unknown as IssueQueue;
   const logger = { info: sinon.spy(), warn: sinon.spy(), error: sinon.spy() };
   const worker = new DrainWorker({
     queue,

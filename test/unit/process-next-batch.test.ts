@@ -31,6 +31,7 @@ const idOf = (i: number) => {
 function fakes() {
   const queue = {
     activeCoupons: sinon.stub().resolves([7]),
+    retireFinished: sinon.stub().resolves([]),
     take: sinon.stub().resolves(batch),
     acknowledge: sinon.stub().resolves('settled'),
     compensate: sinon.stub().resolves('settled'),

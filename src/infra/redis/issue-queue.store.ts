@@ -11,6 +11,18 @@ import type { RedisKeys } from './keys.js';
 import { outcomeFromCode, outcomeToCode } from './outcome-codes.js';
 import type { RedisScripts } from './scripts.js';
 
+/** Coupons whose state one MULTI reads when retiring: bounds how long Redis is held. */
+const RETIRE_CHUNK = 500;
+
+/** The replies of a pipeline or MULTI; the first failed command's error is thrown. */
+function replies(results: [Error | null, unknown][] | null): unknown[] {
+  if (!results) throw new Error('the Redis transaction was discarded');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
 export class RedisIssueQueue implements IssueQueue {
   constructor(
     private readonly redis: Redis,
@@ -18,7 +30,63 @@ export class RedisIssueQueue implements IssueQueue {
     private readonly keys: RedisKeys,
   ) {}
 
+  /**
+   * Every coupon whose gate was loaded stays in the active set until it is
+   * retired, open events without a single request included. Asking each one
+   * for a batch would cost a script call per coupon per pass; one pipeline
+   * of counts says which have queued requests or batches in flight.
+   */
   async activeCoupons(): Promise<number[]> {
+    const ids = await this.loadedCoupons();
+    if (ids.length === 0) return ids;
+    const counts = await redisCall(async () => {
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) {
+        const k = this.keys.coupon(id);
+        pipeline.zcard(k.queue).zcard(k.leases);
+      }
+      return replies(await pipeline.exec());
+    });
+    return ids.filter((_, i) => Number(counts[2 * i]) > 0 || Number(counts[2 * i + 1]) > 0);
+  }
+
+  /**
+   * A coupon that is closed or past its end, with nothing queued and no batch
+   * in flight, is finished for good: the accept script refuses it new
+   * requests, and only a batch in flight could put requests back in its
+   * queue. Each coupon's state is read in one MULTI (Redis's clock with it),
+   * so no take or compensation can fall between the reads.
+   */
+  async retireFinished(): Promise<number[]> {
+    const ids = await this.loadedCoupons();
+    const finished: number[] = [];
+    for (let from = 0; from < ids.length; from += RETIRE_CHUNK) {
+      const chunk = ids.slice(from, from + RETIRE_CHUNK);
+      const state = await redisCall(async () => {
+        const tx = this.redis.multi().time();
+        for (const id of chunk) {
+          const k = this.keys.coupon(id);
+          tx.hmget(k.meta, 'closed', 'endsAt').zcard(k.queue).zcard(k.leases);
+        }
+        return replies(await tx.exec());
+      });
+      const [seconds, micros] = state[0] as [string, string];
+      const nowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      chunk.forEach((id, i) => {
+        const [closed, endsAt] = state[1 + 3 * i] as [string | null, string | null];
+        const ended = closed === '1' || (!!endsAt && Number(endsAt) <= nowMs);
+        if (ended && Number(state[2 + 3 * i]) === 0 && Number(state[3 + 3 * i]) === 0) {
+          finished.push(id);
+        }
+      });
+    }
+    if (finished.length > 0) {
+      await redisCall(() => this.redis.srem(this.keys.activeCoupons(), ...finished));
+    }
+    return finished;
+  }
+
+  private async loadedCoupons(): Promise<number[]> {
     const ids = await redisCall(() => this.redis.smembers(this.keys.activeCoupons()));
     return ids.map(Number).sort((a, b) => a - b);
   }
