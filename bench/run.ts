@@ -255,6 +255,14 @@ function startContender(
   );
 }
 
+/** The bare EVALSHA ceiling (bench/contenders/ceiling.ts), in this run's key space. */
+function startCeiling(port: number): Promise<Running> {
+  return startContender('EVALSHA ceiling', 'bench/contenders/ceiling.ts', port, {
+    REDIS_URL,
+    REDIS_KEY_PREFIX: PREFIX,
+  });
+}
+
 /** A server under test, started and ready, with the coupon its requests go to. */
 interface Contender {
   readonly name: string;
@@ -416,7 +424,10 @@ interface ScenarioFigures {
 }
 
 /** 100,000 coupons, 113,000 distinct users at a constant 2,800 requests/s. */
-async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigures> {
+async function benchScenario(
+  redis: Redis,
+  db: pg.Client,
+): Promise<Omit<ScenarioFigures, 'ceiling'>> {
   const port = 3302;
   const { coupons, requests, rps, connections } = settings.scenario;
   const service = await startService(port);
@@ -469,8 +480,6 @@ async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigur
     );
     const rejectedAtAccept = load.statuses['409'] ?? 0;
     const other = load.completed - accepted - rejectedAtAccept;
-    await service.stop();
-    const ceiling = await scenarioCeiling();
     return {
       coupons,
       requests,
@@ -487,7 +496,6 @@ async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigur
         (byStatus.ISSUED ?? 0) === coupons &&
         other === 0 &&
         load.errors === 0,
-      ceiling,
     };
   } finally {
     await service.stop();
@@ -496,14 +504,11 @@ async function benchScenario(redis: Redis, db: pg.Client): Promise<ScenarioFigur
 }
 
 /** The scenario's load, warm-up included, against the EVALSHA ceiling. */
-async function scenarioCeiling(): Promise<ScenarioFigures['ceiling']> {
+async function scenarioCeiling(redis: Redis): Promise<ScenarioFigures['ceiling']> {
   const port = 3103;
   const { requests, rps, connections } = settings.scenario;
   process.stdout.write(`  scenario: the same load against the EVALSHA ceiling\n`);
-  const server = await startContender('EVALSHA ceiling', 'bench/contenders/ceiling.ts', port, {
-    REDIS_URL,
-    REDIS_KEY_PREFIX: PREFIX,
-  });
+  const server = await startCeiling(port);
   try {
     const load = await runLoad<OpenLoopResult>('bench/load/open-loop.ts', {
       url: `http://127.0.0.1:${port}`,
@@ -520,6 +525,7 @@ async function scenarioCeiling(): Promise<ScenarioFigures['ceiling']> {
     return { latencyMs: load.latencyMs, achievedRps: load.achievedRps };
   } finally {
     await server.stop();
+    await deleteKeys(redis, `${PREFIX}*`);
   }
 }
 
@@ -612,15 +618,7 @@ async function main(): Promise<void> {
   }
   // The API processes alone against the bare EVALSHA ceiling: like for like.
   const api = await startService(3300, { ROLE: 'api' });
-  const ceilingServer = await startContender(
-    'EVALSHA ceiling',
-    'bench/contenders/ceiling.ts',
-    3100,
-    {
-      REDIS_URL,
-      REDIS_KEY_PREFIX: PREFIX,
-    },
-  );
+  const ceilingServer = await startCeiling(3100);
   let oursApi: AcceptFigures;
   let ceiling: AcceptFigures;
   try {
@@ -649,7 +647,10 @@ async function main(): Promise<void> {
   console.log('drain:');
   const drain = await benchDrain(redis);
   console.log('scenario:');
-  const scenario = await benchScenario(redis, db);
+  const scenario: ScenarioFigures = {
+    ...(await benchScenario(redis, db)),
+    ceiling: await scenarioCeiling(redis),
+  };
   console.log('memory:');
   const memory = await benchMemory(redis);
   await db.end();
