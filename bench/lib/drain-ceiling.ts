@@ -6,7 +6,7 @@ const POP = "return redis.call('ZPOPMIN', KEYS[1], ARGV[1])";
 /**
  * The bare ceiling for the drain: per batch, one Lua pop of BATCH_SIZE
  * members and one multi-row INSERT of the same rows into a table shaped like
- * issue_requests. No decisions, no second table, no transaction around them.
+ * issue_requests (its identifiers compared byte by byte, as there). No decisions, no second table, no transaction around them.
  * Returns rows per second.
  */
 export async function measureDrainCeiling(
@@ -24,7 +24,8 @@ export async function measureDrainCeiling(
   }
   await db.query('DROP TABLE IF EXISTS drain_ceiling');
   await db.query(`CREATE TABLE drain_ceiling (
-    request_id text PRIMARY KEY, coupon_id bigint NOT NULL, user_id text NOT NULL, status text NOT NULL,
+    request_id text COLLATE "C" PRIMARY KEY, coupon_id bigint NOT NULL,
+    user_id text COLLATE "C" NOT NULL, status text NOT NULL,
     reason text, issue_id bigint, requested_at timestamptz NOT NULL, decided_at timestamptz NOT NULL)`);
   const sha = (await redis.script('LOAD', POP)) as string;
 

@@ -2,6 +2,7 @@ import { sql, type InferSelectModel } from 'drizzle-orm';
 import {
   bigint,
   check,
+  customType,
   index,
   integer,
   pgTable,
@@ -11,6 +12,19 @@ import {
 } from 'drizzle-orm/pg-core';
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/**
+ * Text compared byte by byte (collation "C"), for the identifiers the batch
+ * worker looks up and inserts by the thousand: request, user and batch ids.
+ * They are opaque, so language rules buy nothing, and they cost a great deal
+ * where the database's collation is a language one (en_US.UTF-8, the default
+ * of many images and installers): PostgreSQL CPU per drained request 25 µs
+ * against 16 µs (see the README). Byte order also keeps these indexes valid
+ * when an operating system upgrade changes the C library's collation rules.
+ */
+const idText = customType<{ data: string }>({
+  dataType: () => 'text COLLATE "C"',
+});
 
 export const coupons = pgTable(
   'coupons',
@@ -44,8 +58,8 @@ export const issuedCoupons = pgTable(
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     couponId: bigint('coupon_id', { mode: 'number' }).notNull(),
-    userId: text('user_id').notNull(),
-    requestId: text('request_id').notNull(),
+    userId: idText('user_id').notNull(),
+    requestId: idText('request_id').notNull(),
     issuedAt: timestamptz('issued_at').notNull(),
   },
   (t) => [
@@ -58,9 +72,9 @@ export const issuedCoupons = pgTable(
 export const issueRequests = pgTable(
   'issue_requests',
   {
-    requestId: text('request_id').primaryKey(),
+    requestId: idText('request_id').primaryKey(),
     couponId: bigint('coupon_id', { mode: 'number' }).notNull(),
-    userId: text('user_id').notNull(),
+    userId: idText('user_id').notNull(),
     status: text('status', { enum: ['ISSUED', 'REJECTED'] }).notNull(),
     reason: text('reason', { enum: ['SOLD_OUT', 'ALREADY_ISSUED', 'EVENT_CLOSED'] }),
     /** The issued_coupons row of an ISSUED request (same request_id). */
@@ -85,7 +99,7 @@ export const issueRequests = pgTable(
  * commit late, and an ambiguous commit can be settled by asking this table.
  */
 export const workerBatches = pgTable('worker_batches', {
-  batchId: text('batch_id').primaryKey(),
+  batchId: idText('batch_id').primaryKey(),
   couponId: bigint('coupon_id', { mode: 'number' }).notNull(),
   state: text('state', { enum: ['COMMITTED', 'ABANDONED'] }).notNull(),
   size: integer('size').notNull(),
