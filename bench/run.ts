@@ -92,6 +92,18 @@ async function resetDatabase(name: string): Promise<void> {
   await admin.end();
 }
 
+/** The collation a new database gets here (what CREATE DATABASE without options gives). */
+async function databaseCollation(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ lc_collate: string }>('SHOW lc_collate');
+    return rows[0]?.lc_collate ?? 'unknown';
+  } finally {
+    await client.end();
+  }
+}
+
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
   let cursor = '0';
   do {
@@ -577,6 +589,9 @@ async function main(): Promise<void> {
   await resetDatabase('coupons_bench');
   const redis = new Redis(REDIS_URL);
   const db = new pg.Client({ connectionString: databaseUrl('coupons_bench') });
+  // Printed with the figures; the ids of every contender's tables compare byte by byte whatever it is.
+  const collation = await databaseCollation(databaseUrl('coupons_bench'));
+  console.log(`databases created with collation ${collation}`);
 
   console.log('accept endpoint:');
   // The service as `npm start` runs it (API processes plus the worker draining every accepted
@@ -663,7 +678,7 @@ async function main(): Promise<void> {
   const results = {
     at: new Date().toISOString(),
     command: `npm run bench${quick ? ' -- --quick' : ''}`,
-    machine,
+    machine: { ...machine, postgresCollation: collation },
     settings,
     accept: { ours, oursApi, ceiling, naive },
     ratios: {

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS naive_coupons (
 CREATE TABLE IF NOT EXISTS naive_issues (
   id bigserial PRIMARY KEY,
   coupon_id bigint NOT NULL,
-  user_id text NOT NULL,
+  user_id text COLLATE "C" NOT NULL, -- compared byte by byte, as in the service's tables
   created_at timestamptz DEFAULT now(),
   UNIQUE (coupon_id, user_id)
 );
