@@ -6,6 +6,7 @@ import { redisCall } from './guard.js';
 import { fillScratchSet } from './scratch-set.js';
 import type { RedisKeys } from './keys.js';
 import type { RedisScripts } from './scripts.js';
+import { timeReplyMs } from './time.js';
 
 const ISSUED_CODE = 1;
 
@@ -27,11 +28,7 @@ export class RedisGateMaintenance implements GateMaintenance {
         this.redis.zcard(k.queue),
         this.redis.hlen(k.requests),
         this.redis.hgetall(k.batches),
-        this.redis
-          .time()
-          .then(([s, us]) =>
-            this.redis.zcount(k.leases, '-inf', Number(s) * 1000 + Math.floor(Number(us) / 1000)),
-          ),
+        this.redis.time().then((time) => this.redis.zcount(k.leases, '-inf', timeReplyMs(time))),
       ]);
       if (meta.stock === undefined) return null;
       const inflightIssued: string[] = [];

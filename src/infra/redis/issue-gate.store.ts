@@ -8,6 +8,7 @@ import { redisCall } from './guard.js';
 import type { RedisKeys } from './keys.js';
 import { fillScratchSet } from './scratch-set.js';
 import type { RedisScripts } from './scripts.js';
+import { timeReplyMs } from './time.js';
 
 export class RedisIssueGate implements IssueGate {
   /** Redis's clock minus this process's, so deadlines are written in Redis time. */
@@ -62,9 +63,8 @@ export class RedisIssueGate implements IssueGate {
    */
   async measureClockOffset(): Promise<number> {
     const sent = Date.now();
-    const [seconds, micros] = await redisCall(() => this.redis.time());
+    const redisMs = timeReplyMs(await redisCall(() => this.redis.time()));
     const received = Date.now();
-    const redisMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     this.clockOffsetMs = redisMs - Math.round((sent + received) / 2);
     return this.clockOffsetMs;
   }

@@ -10,6 +10,7 @@ import { redisCall } from './guard.js';
 import type { RedisKeys } from './keys.js';
 import { outcomeFromCode, outcomeToCode } from './outcome-codes.js';
 import type { RedisScripts } from './scripts.js';
+import { timeReplyMs } from './time.js';
 
 /** Coupons whose state one MULTI reads when retiring: bounds how long Redis is held. */
 const RETIRE_CHUNK = 500;
@@ -70,8 +71,7 @@ export class RedisIssueQueue implements IssueQueue {
         }
         return replies(await tx.exec());
       });
-      const [seconds, micros] = state[0] as [string, string];
-      const nowMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      const nowMs = timeReplyMs(state[0] as string[]);
       chunk.forEach((id, i) => {
         const [closed, endsAt] = state[1 + 3 * i] as [string | null, string | null];
         const ended = closed === '1' || (!!endsAt && Number(endsAt) <= nowMs);
