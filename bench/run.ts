@@ -61,6 +61,8 @@ const settings = {
     requests: quick ? 11_300 : 113_000,
     rps: 2800,
     connections: 200,
+    /** Seconds of the same load first sent to another coupon, on the same connections. */
+    warmupSec: 3,
   },
   memory: { pending: quick ? 100_000 : 1_000_000 },
 };
@@ -90,18 +92,6 @@ async function resetDatabase(name: string): Promise<void> {
   await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   await admin.query(`CREATE DATABASE "${name}"`);
   await admin.end();
-}
-
-/** The collation a new database gets here (what CREATE DATABASE without options gives). */
-async function databaseCollation(url: string): Promise<string> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ lc_collate: string }>('SHOW lc_collate');
-    return rows[0]?.lc_collate ?? 'unknown';
-  } finally {
-    await client.end();
-  }
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
@@ -441,7 +431,7 @@ async function benchScenario(
   db: pg.Client,
 ): Promise<Omit<ScenarioFigures, 'ceiling'>> {
   const port = 3302;
-  const { coupons, requests, rps, connections } = settings.scenario;
+  const { coupons, requests, rps, connections, warmupSec } = settings.scenario;
   const service = await startService(port);
   try {
     // Clients, connections and compiled code are warm in a running service before an event
@@ -459,7 +449,7 @@ async function benchScenario(
       path: `/coupons/${couponId}/issue-requests`,
       rate: rps,
       count: requests,
-      warmupSec: 3,
+      warmupSec,
       warmupPath: `/coupons/${warmup}/issue-requests`,
       connections,
       userPrefix: `e${RUN}`,
@@ -518,7 +508,7 @@ async function benchScenario(
 /** The scenario's load, warm-up included, against the EVALSHA ceiling. */
 async function scenarioCeiling(redis: Redis): Promise<ScenarioFigures['ceiling']> {
   const port = 3103;
-  const { requests, rps, connections } = settings.scenario;
+  const { requests, rps, connections, warmupSec } = settings.scenario;
   process.stdout.write(`  scenario: the same load against the EVALSHA ceiling\n`);
   const server = await startCeiling(port);
   try {
@@ -527,7 +517,7 @@ async function scenarioCeiling(redis: Redis): Promise<ScenarioFigures['ceiling']
       path: '/coupons/1/issue-requests',
       rate: rps,
       count: requests,
-      warmupSec: 3,
+      warmupSec,
       connections,
       userPrefix: `c${RUN}`,
     });
@@ -589,8 +579,11 @@ async function main(): Promise<void> {
   await resetDatabase('coupons_bench');
   const redis = new Redis(REDIS_URL);
   const db = new pg.Client({ connectionString: databaseUrl('coupons_bench') });
-  // Printed with the figures; the ids of every contender's tables compare byte by byte whatever it is.
-  const collation = await databaseCollation(databaseUrl('coupons_bench'));
+  await db.connect();
+  // What CREATE DATABASE without options gives here, printed with the figures; the ids of
+  // every contender's tables compare byte by byte whatever it is.
+  const collation =
+    (await db.query<{ lc_collate: string }>('SHOW lc_collate')).rows[0]?.lc_collate ?? 'unknown';
   console.log(`databases created with collation ${collation}`);
 
   console.log('accept endpoint:');
@@ -658,7 +651,6 @@ async function main(): Promise<void> {
     await api.stop();
     await deleteKeys(redis, `${PREFIX}*`);
   }
-  await db.connect();
   console.log('drain:');
   const drain = await benchDrain(redis);
   console.log('scenario:');

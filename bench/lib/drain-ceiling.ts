@@ -6,8 +6,9 @@ const POP = "return redis.call('ZPOPMIN', KEYS[1], ARGV[1])";
 /**
  * The bare ceiling for the drain: per batch, one Lua pop of BATCH_SIZE
  * members and one multi-row INSERT of the same rows into a table shaped like
- * issue_requests (its identifiers compared byte by byte, as there). No decisions, no second table, no transaction around them.
- * Returns rows per second.
+ * issue_requests (its identifiers compared byte by byte, as there). No
+ * decisions, no second table, no transaction around them. Returns rows per
+ * second.
  */
 export async function measureDrainCeiling(
   redis: Redis,
