@@ -492,10 +492,41 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
     const REQUESTS = 3_000;
     const userFor = (i: number) => (i < USERS ? `crowd-${i}` : `crowd-${(i - USERS) * 2}`);
 
-    it(`when ${REQUESTS} requests from ${USERS} users reach two API processes while three worker processes drain in batches faster than the interval, then exactly ${STOCK} are issued, first come first served, and no request is decided twice`, async () => {
+    it(`when ${REQUESTS} requests from ${USERS} users reach two API processes while one worker holds the first batch frozen and two others drain the rest in batches faster than the interval, then exactly ${STOCK} are issued, first come first served, no request is decided twice, and the frozen batch commits when its worker wakes`, async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Crowd', totalQuantity: STOCK });
-      const procs = await Promise.all([
-        ...[1, 2, 3].map((n) =>
+      // Thousands of requests on two cores: the accept path's own bound is not under test here.
+      const apiProcs = await Promise.all(
+        [1, 2].map((n) =>
+          fleet.start({
+            name: `api-${n}`,
+            role: 'api',
+            env: { REDIS_COMMAND_TIMEOUT_MS: '10000' },
+          }),
+        ),
+      );
+      const apis = apiProcs.map((p) => p.baseUrl);
+      // The first worker runs alone when the first request arrives, so it takes that request,
+      // and freezes right after the take. Its lease outlasts the test, so nobody recovers the
+      // batch: the other two workers must drain everything after it. That several workers
+      // commit is so by construction, not by how the two cores happen to schedule them.
+      const holder = await fleet.start({
+        name: 'worker-1',
+        role: 'worker',
+        batchSize: 50,
+        batchIntervalMs: 1,
+        lanes: 1,
+        leaseMs: 600_000,
+        faultPoints: 'after-take=stop',
+      });
+      const first = await requestIssue(apis[0] as string, couponId, userFor(0));
+      expect(first.status, JSON.stringify(first.body)).to.equal(202);
+      await holder.waitForMessage('fault point reached', { point: 'after-take', action: 'stop' });
+      await holder.waitStopped();
+      const [heldBatch, ...otherLeases] = await leasedBatchIds(h, couponId);
+      expect(otherLeases).to.deep.equal([]);
+
+      const drainers = await Promise.all(
+        [2, 3].map((n) =>
           fleet.start({
             name: `worker-${n}`,
             role: 'worker',
@@ -504,23 +535,18 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
             leaseMs: LEASE_MS,
           }),
         ),
-        // Thousands of requests on two cores: the accept path's own bound is not under test here.
-        ...[1, 2].map((n) =>
-          fleet.start({
-            name: `api-${n}`,
-            role: 'api',
-            env: { REDIS_COMMAND_TIMEOUT_MS: '10000' },
-          }),
-        ),
-      ]);
-      const workers = procs.filter((p) => p.role === 'worker');
-      const apis = procs.filter((p) => p.role === 'api').map((p) => p.baseUrl);
+      );
+      const workers = [holder, ...drainers];
+      const procs = [...apiProcs, ...workers];
 
-      const answers = await mapLimit(REQUESTS, 200, async (i) => {
-        const userId = userFor(i);
-        const res = await requestIssue(apis[i % apis.length] as string, couponId, userId);
-        return { userId, res };
-      });
+      const answers = [{ userId: userFor(0), res: first }].concat(
+        await mapLimit(REQUESTS - 1, 200, async (j) => {
+          const i = j + 1;
+          const userId = userFor(i);
+          const res = await requestIssue(apis[i % apis.length] as string, couponId, userId);
+          return { userId, res };
+        }),
+      );
 
       for (const { res } of answers) {
         expect(res.status, JSON.stringify(res.body)).to.be.oneOf([202, 409]);
@@ -535,13 +561,32 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         expect(a.requestId).to.equal(idOf.get(a.userId) ?? a.requestId);
         idOf.set(a.userId, a.requestId);
       }
-
       // The gate never queues more requests than there is stock left: exactly STOCK got a place.
       expect(idOf.size).to.equal(STOCK);
+
+      // Everything but the frozen batch is decided and recorded while its worker sleeps.
+      await eventually(
+        'the two running workers to drain everything after the held batch',
+        async () => {
+          const s = await couponState(h.container, couponId);
+          return s.queued === 0 && s.requestRows.length === STOCK - 1 ? true : undefined;
+        },
+      );
+      expect(await leasedBatchIds(h, couponId)).to.deep.equal([heldBatch]);
+      expect(holder.find(message('batch'))).to.deep.equal([]);
+
+      holder.signal('SIGCONT');
+      const held = await holder.waitForMessage('batch', { batchId: heldBatch });
+      expect([held.json?.settlement, held.json?.size]).to.deep.equal(['committed', 1]);
+
       const state = await expectInvariants(h, couponId, accepted);
       expect(state.issuedRows).to.have.length(STOCK);
       expect(state.issuedCount).to.equal(STOCK);
       expectFirstArrivalsIssued(state, accepted);
+      // The first arrival kept its coupon though its batch was recorded last.
+      expect(state.requestRows.find((r) => r.requestId === first.body.requestId)?.status).to.equal(
+        'ISSUED',
+      );
 
       // Every committed batch was logged once, by the worker that committed it.
       const batchLines = workers.flatMap((w) => w.find(message('batch')));
