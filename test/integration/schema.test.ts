@@ -101,6 +101,40 @@ describe('the database schema', () => {
     });
   });
 
+  it("when a database is migrated, then issue_requests has no index but its primary key, and one coupon's requests are found through it by request id prefix", async () => {
+    const url = newDatabase();
+    await migrateDatabase(url);
+
+    await withClient(url, async (db) => {
+      const { rows } = await db.query<{ index: string }>(
+        `SELECT indexname AS index FROM pg_indexes
+         WHERE schemaname = 'public' AND tablename = 'issue_requests' ORDER BY indexname`,
+      );
+      expect(rows.map((r) => r.index)).to.deep.equal(['issue_requests_pkey']);
+
+      // Enough rows of other coupons that a scan of the whole table costs more than the probe.
+      await db.query(
+        `INSERT INTO issue_requests
+           (request_id, coupon_id, user_id, status, reason, issue_id, requested_at, decided_at)
+         SELECT c || '-' || g || '-n', c, 'u' || g, 'REJECTED', 'SOLD_OUT', NULL, now(), now()
+         FROM generate_series(1, 30) AS c, generate_series(1, 1000) AS g`,
+      );
+      await db.query('ANALYZE issue_requests');
+      const plan = await db.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN SELECT count(*) FROM issue_requests WHERE request_id LIKE '12-%'`,
+      );
+      const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(text).to.contain('issue_requests_pkey');
+      expect(text).to.contain(
+        `Index Cond: ((request_id >= '12-'::text) AND (request_id < '12.'::text))`,
+      );
+      const counted = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM issue_requests WHERE request_id LIKE '12-%'`,
+      );
+      expect(counted.rows[0]?.n).to.equal(1000);
+    });
+  });
+
   it('when a database migrated before the identifiers compared byte by byte holds requests, then upgrading keeps every row and every unique index', async () => {
     const url = newDatabase();
     // The migrations as they stood before 0004: the same folder, its journal cut there.

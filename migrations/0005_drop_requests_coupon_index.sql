@@ -1,0 +1,1 @@
+DROP INDEX "issue_requests_coupon_idx";
