@@ -164,6 +164,58 @@ describe('the stores behind the ports', () => {
       expect(first?.items.map((i) => i.userId)).to.deep.equal(users.slice(0, 10));
       expect(second?.items.map((i) => i.userId)).to.deep.equal(users.slice(10, 20));
     });
+
+    async function queueAndRemember(couponId: number, users: string[]): Promise<string[]> {
+      const ids: string[] = [];
+      for (const user of users) {
+        const res = await requestIssue(h.baseUrl, couponId, user);
+        expect(res.status, JSON.stringify(res.body)).to.equal(202);
+        ids.push((res.body as { requestId: string }).requestId);
+      }
+      return ids;
+    }
+
+    function requestIdsOf(batch: DecidedBatch | null | undefined): string[] {
+      return (batch?.items ?? []).map((i) =>
+        formatRequestId({ couponId: batch?.couponId ?? 0, arrival: i.arrival, nonce: i.nonce }),
+      );
+    }
+
+    it('when a batch is taken, then the worker holds exactly the requests the clients were given, and recovery reads the same batch from its record', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Record', totalQuantity: 3 });
+      const ids = await queueAndRemember(couponId, ['r1', 'r2', 'r3']);
+      // One coupon fewer than queued, so the batch holds more than one outcome.
+      await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'stock', '2');
+
+      const taken = await h.container.queue.take(couponId, 10, 1, 'batch-record');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const [claimed] = await h.container.queue.claimExpired(couponId, 60_000, 10);
+
+      expect(requestIdsOf(taken)).to.deep.equal(ids);
+      expect(taken?.items.map((i) => i.outcome)).to.deep.equal(['ISSUED', 'ISSUED', 'SOLD_OUT']);
+      expect(claimed).to.deep.equal(taken);
+    });
+
+    it('when a batch was recorded without its nonces (as before they were recorded), then it is still claimed with them and acknowledged', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Old record', totalQuantity: 5 });
+      const ids = await queueAndRemember(couponId, ['old1', 'old2']);
+      const taken = (await h.container.queue.take(couponId, 10, 1, 'batch-old')) as DecidedBatch;
+      const k = h.container.keys.coupon(couponId);
+      const record = JSON.parse((await h.container.redis.hget(k.batches, 'batch-old')) as string);
+      expect(record.n, 'the nonces are recorded').to.have.length(2);
+      delete record.n;
+      await h.container.redis.hset(k.batches, 'batch-old', JSON.stringify(record));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+
+      const [claimed] = await h.container.queue.claimExpired(couponId, 60_000, 10);
+      expect(requestIdsOf(claimed)).to.deep.equal(ids);
+      expect(claimed).to.deep.equal(taken);
+      expect(await h.container.queue.acknowledge(taken, [])).to.equal('settled');
+
+      const state = await couponState(h.container, couponId);
+      expect([state.queued, state.inflight, state.leasedBatches]).to.deep.equal([0, 0, 0]);
+      expect(state.redisIssued).to.deep.equal(['old1', 'old2']);
+    });
   });
 
   describe('Redis accept script', () => {

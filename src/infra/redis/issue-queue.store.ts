@@ -104,17 +104,17 @@ export class RedisIssueQueue implements IssueQueue {
         [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases],
         [size, leaseMs, batchId],
       ),
-    )) as (string | number)[] | null;
+    )) as string | null;
     if (!reply) return null;
-    return parseBatch(couponId, batchId, reply, 0);
+    return parseRecord(couponId, batchId, reply);
   }
 
   async claimExpired(couponId: number, leaseMs: number, limit: number): Promise<DecidedBatch[]> {
     const k = this.keys.coupon(couponId);
     const reply = (await redisCall(() =>
       this.scripts.run('claim-expired', [k.leases, k.batches, k.requests], [leaseMs, limit]),
-    )) as (string | number)[][];
-    return reply.map((entry) => parseBatch(couponId, String(entry[0]), entry, 1));
+    )) as [string, string][];
+    return reply.map(([batchId, record]) => parseRecord(couponId, batchId, record));
   }
 
   async acknowledge(
@@ -154,27 +154,21 @@ function settlement(reply: unknown): RedisSettlement {
   throw new Error(`unexpected settle reply ${JSON.stringify(reply)}`);
 }
 
-/** `{decidedAt, epoch, user, arrival, outcome, nonce, ...}` starting at `offset`. */
-function parseBatch(
-  couponId: number,
-  batchId: string,
-  reply: (string | number)[],
-  offset: number,
-): DecidedBatch {
-  const items: BatchItem[] = [];
-  for (let i = offset + 2; i < reply.length; i += 4) {
-    items.push({
-      userId: String(reply[i]),
-      arrival: String(reply[i + 1]),
-      outcome: outcomeFromCode(reply[i + 2]),
-      nonce: String(reply[i + 3]),
-    });
+/**
+ * A batch's record as the take script stores and returns it (and as claim-expired
+ * returns it): `{d, e, i: [user, arrival, outcome, ...], n: [nonce, ...]}`.
+ */
+function parseRecord(couponId: number, batchId: string, raw: string): DecidedBatch {
+  const record = JSON.parse(raw) as { d: number; e?: string; i: (string | number)[]; n: string[] };
+  const { i: decided, n: nonces } = record;
+  const items: BatchItem[] = new Array<BatchItem>(nonces.length);
+  for (let at = 0, j = 0; at < decided.length; at += 3, j += 1) {
+    items[j] = {
+      userId: String(decided[at]),
+      arrival: String(decided[at + 1]),
+      outcome: outcomeFromCode(decided[at + 2]),
+      nonce: String(nonces[j]),
+    };
   }
-  return {
-    batchId,
-    couponId,
-    epoch: String(reply[offset + 1]),
-    decidedAt: new Date(Number(reply[offset])),
-    items,
-  };
+  return { batchId, couponId, epoch: String(record.e ?? ''), decidedAt: new Date(record.d), items };
 }

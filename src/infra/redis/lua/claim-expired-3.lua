@@ -4,14 +4,17 @@
   the same work (and when they do, settling is idempotent).
 
   KEYS[1] leases    ZSET  batch id -> lease expiry (ms)
-  KEYS[2] batches   HASH  batch id -> JSON {d = decidedAt, e = epoch, i = {user, arrival, outcome, ...}}
+  KEYS[2] batches   HASH  batch id -> JSON {d = decidedAt, e = epoch,
+                                            i = {user, arrival, outcome, ...},
+                                            n = {nonce, ...}}
   KEYS[3] requests  HASH  arrival score -> "<userId>|<nonce>"
 
   ARGV[1] new lease in ms
   ARGV[2] at most this many batches
 
-  Returns a list of batches, each
-    {batch id, decidedAt ms, epoch, user, arrival, outcome, nonce, user, arrival, outcome, nonce, ...}
+  Returns a list of batches, each {batch id, record}: the record as the take
+  script stored it (and returned it). A record stored before records carried
+  their nonces gets them from KEYS[3].
 ]]
 local time = redis.call('TIME')
 local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -22,17 +25,18 @@ for _, id in ipairs(expired) do
   if raw then
     redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[1]), id)
     local batch = cjson.decode(raw)
-    local out = {id, batch.d, batch.e or ''}
-    local items = batch.i
-    for i = 1, #items, 3 do
-      local user, arrival = items[i], items[i + 1]
-      local entry = redis.call('HGET', KEYS[3], arrival) or ''
-      out[#out + 1] = user
-      out[#out + 1] = arrival
-      out[#out + 1] = items[i + 2]
-      out[#out + 1] = string.sub(entry, #user + 2)
+    if batch.n == nil then
+      local nonces = {}
+      local items = batch.i
+      for i = 1, #items, 3 do
+        local user, arrival = items[i], items[i + 1]
+        local entry = redis.call('HGET', KEYS[3], arrival) or ''
+        nonces[#nonces + 1] = string.sub(entry, #user + 2)
+      end
+      batch.n = nonces
+      raw = cjson.encode(batch)
     end
-    reply[#reply + 1] = out
+    reply[#reply + 1] = {id, raw}
   else
     redis.call('ZREM', KEYS[1], id)
   end

@@ -8,7 +8,9 @@
   KEYS[3] queue     ZSET  user id -> arrival score
   KEYS[4] requests  HASH  arrival score -> "<userId>|<nonce>"
   KEYS[5] inflight  HASH  user id -> arrival score
-  KEYS[6] batches   HASH  batch id -> JSON {d = decidedAt ms, e = epoch, i = {user, arrival, outcome, ...}}
+  KEYS[6] batches   HASH  batch id -> JSON {d = decidedAt ms, e = epoch,
+                                               i = {user, arrival, outcome, ...},
+                                               n = {nonce, ...}}
   KEYS[7] leases    ZSET  batch id -> lease expiry (ms)
 
   ARGV[1] batch size N
@@ -17,8 +19,9 @@
 
   Outcome codes: 1 ISSUED, 2 SOLD_OUT, 3 ALREADY_ISSUED, 4 EVENT_CLOSED.
   Returns nil when the queue is empty, the coupon is not loaded or its
-  draining is paused (an operator sync is rebuilding it), else
-    {decidedAt ms, epoch, user, arrival, outcome, nonce, user, arrival, outcome, nonce, ...}
+  draining is paused (an operator sync is rebuilding it), else the batch's
+  record as stored in KEYS[6]: one string rather than four replies per
+  request, which the worker would decode one by one.
 ]]
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed', 'paused', 'epoch')
 if not meta[1] or meta[3] == '1' then return nil end
@@ -47,8 +50,8 @@ for from = 1, #arrivals, 4000 do
 end
 
 local record = {}
+local nonces = {}
 local epoch = meta[4] or ''
-local reply = {nowMs, epoch}
 local newlyIssued = {}
 local inflight = {}
 for i = 1, #popped, 2 do
@@ -69,19 +72,18 @@ for i = 1, #popped, 2 do
   inflight[#inflight + 1] = user
   inflight[#inflight + 1] = arrival
   local entry = entries[(i + 1) / 2] or ''
-  local nonce = string.sub(entry, #user + 2)
   record[#record + 1] = user
   record[#record + 1] = arrival
   record[#record + 1] = outcome
-  reply[#reply + 1] = user
-  reply[#reply + 1] = arrival
-  reply[#reply + 1] = outcome
-  reply[#reply + 1] = nonce
+  nonces[#nonces + 1] = string.sub(entry, #user + 2)
 end
 inChunks('SADD', KEYS[2], newlyIssued)
 inChunks('HSET', KEYS[5], inflight)
 
 redis.call('HSET', KEYS[1], 'stock', stock)
-redis.call('HSET', KEYS[6], ARGV[3], cjson.encode({d = nowMs, e = epoch, i = record}))
+-- The nonces ride along (n) so that the reply can be the record itself. The other
+-- scripts read only d, e and i, as they did before n was written.
+local encoded = cjson.encode({d = nowMs, e = epoch, i = record, n = nonces})
+redis.call('HSET', KEYS[6], ARGV[3], encoded)
 redis.call('ZADD', KEYS[7], nowMs + tonumber(ARGV[2]), ARGV[3])
-return reply
+return encoded
