@@ -45,15 +45,6 @@ export function arrivalToDate(arrival: string): Date {
   return new Date(Number(BigInt(arrival) / 1000n));
 }
 
-export function outcomeStatus(outcome: Outcome): {
-  status: FinalStatus;
-  reason: RejectionReason | null;
-} {
-  return outcome === 'ISSUED'
-    ? { status: 'ISSUED', reason: null }
-    : { status: 'REJECTED', reason: outcome };
-}
-
 export interface IssueRequestView {
   readonly requestId: string;
   readonly couponId: number;

@@ -1,11 +1,6 @@
 import { expect } from 'chai';
 import { DomainError } from '../../src/domain/errors.js';
-import {
-  arrivalToDate,
-  formatRequestId,
-  outcomeStatus,
-  parseRequestId,
-} from '../../src/domain/issue-request.js';
+import { arrivalToDate, formatRequestId, parseRequestId } from '../../src/domain/issue-request.js';
 
 describe('request ids', () => {
   it('when an id is formatted and parsed, then the coupon, arrival and nonce come back unchanged', () => {
@@ -48,14 +43,5 @@ describe('request ids', () => {
     expect(arrivalToDate('1763692312345678').toISOString()).to.equal(
       new Date(1763692312345).toISOString(),
     );
-  });
-
-  it('when outcomes are mapped, then ISSUED has no reason and rejections carry theirs', () => {
-    expect(outcomeStatus('ISSUED')).to.deep.equal({ status: 'ISSUED', reason: null });
-    expect(outcomeStatus('SOLD_OUT')).to.deep.equal({ status: 'REJECTED', reason: 'SOLD_OUT' });
-    expect(outcomeStatus('EVENT_CLOSED')).to.deep.equal({
-      status: 'REJECTED',
-      reason: 'EVENT_CLOSED',
-    });
   });
 });
