@@ -24,6 +24,16 @@ describe('the stores behind the ports', () => {
     }
   }
 
+  async function queueAndRemember(couponId: number, users: string[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const user of users) {
+      const res = await requestIssue(h.baseUrl, couponId, user);
+      expect(res.status, JSON.stringify(res.body)).to.equal(202);
+      ids.push((res.body as { requestId: string }).requestId);
+    }
+    return ids;
+  }
+
   describe('Redis take script', () => {
     it('when stock runs out inside a batch, then later requests are SOLD_OUT and stock never goes below zero', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Take', totalQuantity: 5 });
@@ -165,16 +175,6 @@ describe('the stores behind the ports', () => {
       expect(second?.items.map((i) => i.userId)).to.deep.equal(users.slice(10, 20));
     });
 
-    async function queueAndRemember(couponId: number, users: string[]): Promise<string[]> {
-      const ids: string[] = [];
-      for (const user of users) {
-        const res = await requestIssue(h.baseUrl, couponId, user);
-        expect(res.status, JSON.stringify(res.body)).to.equal(202);
-        ids.push((res.body as { requestId: string }).requestId);
-      }
-      return ids;
-    }
-
     function requestIdsOf(batch: DecidedBatch | null | undefined): string[] {
       return (batch?.items ?? []).map((i) =>
         formatRequestId({ couponId: batch?.couponId ?? 0, arrival: i.arrival, nonce: i.nonce }),
@@ -241,6 +241,58 @@ describe('the stores behind the ports', () => {
       const after = await couponState(h.container, couponId);
       expect(await h.container.redis.zscore(k.queue, 'late-user')).to.equal(null);
       expect(after.queued).to.equal(before.queued + 1);
+    });
+
+    /** What the accept script keeps for a coupon: the queue with its scores, the records, the clock. */
+    async function acceptState(couponId: number) {
+      const k = h.container.keys.coupon(couponId);
+      return {
+        queue: await h.container.redis.zrange(k.queue, '0', '-1', 'WITHSCORES'),
+        requests: await h.container.redis.hgetall(k.requests),
+        clock: await h.container.redis.hget(k.meta, 'clock'),
+      };
+    }
+
+    it('when a waiting user asks again, then the answer is the same request whether or not the queue is full, a newcomer gets the last place and then SOLD_OUT, and a repeat writes nothing', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'Again', totalQuantity: 3 });
+      const [q1, q2] = await queueAndRemember(couponId, ['q1', 'q2']);
+      const twoQueued = await acceptState(couponId);
+
+      const again1 = await requestIssue(h.baseUrl, couponId, 'q1');
+      expect([again1.status, again1.body.requestId]).to.deep.equal([202, q1]);
+      expect(await acceptState(couponId)).to.deep.equal(twoQueued);
+
+      await queueAndRemember(couponId, ['q3']);
+      const full = await acceptState(couponId);
+      expect(full.queue.filter((_, i) => i % 2 === 0)).to.deep.equal(['q1', 'q2', 'q3']);
+      expect(full.clock).to.equal(full.queue[5]);
+
+      // The queue is as long as the stock: a user already in it still gets their request back.
+      const again2 = await requestIssue(h.baseUrl, couponId, 'q2');
+      expect([again2.status, again2.body.requestId]).to.deep.equal([202, q2]);
+      const late = await requestIssue(h.baseUrl, couponId, 'q4');
+      expect([late.status, late.body.code]).to.deep.equal([409, 'SOLD_OUT']);
+      expect(await acceptState(couponId)).to.deep.equal(full);
+    });
+
+    it('when a user whose request is being decided asks again, then the answer is that request even with no stock left, and nothing is queued', async () => {
+      const couponId = await createCoupon(h.baseUrl, { name: 'In flight', totalQuantity: 2 });
+      const [, b] = await queueAndRemember(couponId, ['a', 'b']);
+      await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'stock', '1');
+      const taken = await h.container.queue.take(couponId, 10, 60_000, 'batch-in-flight');
+      expect(taken?.items.map((i) => i.outcome)).to.deep.equal(['ISSUED', 'SOLD_OUT']);
+      const before = await acceptState(couponId);
+
+      const againB = await requestIssue(h.baseUrl, couponId, 'b');
+      const againA = await requestIssue(h.baseUrl, couponId, 'a');
+      const newcomer = await requestIssue(h.baseUrl, couponId, 'c');
+
+      expect([againB.status, againB.body.requestId]).to.deep.equal([202, b]);
+      expect([againA.status, againA.body.code]).to.deep.equal([409, 'ALREADY_ISSUED']);
+      expect([newcomer.status, newcomer.body.code]).to.deep.equal([409, 'SOLD_OUT']);
+      expect(await acceptState(couponId)).to.deep.equal(before);
+      const state = await couponState(h.container, couponId);
+      expect([state.queued, state.inflight, state.redisStock]).to.deep.equal([0, 2, 0]);
     });
   });
 
