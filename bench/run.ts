@@ -25,6 +25,7 @@ import { renderChart } from './lib/svg-chart.js';
 import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
 import { measureDrainCeiling, type CeilingStyle } from './lib/drain-ceiling.js';
 import { prefillQueue } from './lib/prefill.js';
+import { databaseUrlOf, deleteKeys, resetDatabase as resetDatabaseOn } from './lib/stores.js';
 import { saturate, wrkVersion, type SaturationResult } from './load/saturate.js';
 
 const quick = process.argv.includes('--quick');
@@ -80,28 +81,8 @@ const targets = {
   apiRssMb: 200,
 };
 
-function databaseUrl(name: string): string {
-  const url = new URL(PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function resetDatabase(name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
+const databaseUrl = (name: string) => databaseUrlOf(PG_ADMIN_URL, name);
+const resetDatabase = (name: string) => resetDatabaseOn(PG_ADMIN_URL, name);
 
 function serviceEnv(extra: Record<string, string>): Record<string, string> {
   return {
