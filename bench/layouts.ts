@@ -12,14 +12,13 @@
  * median of the default layout (what `npm start` runs).
  */
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../src/infra/redis/keys.js';
-import { startProcess, type Running } from './lib/procs.js';
+import type { Running } from './lib/procs.js';
+import { createCoupon, serviceEnv, startService } from './lib/service.js';
 import { databaseUrlOf, deleteKeys, resetDatabase } from './lib/stores.js';
 import { saturate, wrkVersion } from './load/saturate.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_ADMIN_URL =
   process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -83,53 +82,23 @@ interface Started {
   readonly runs: number[];
 }
 
-function start(env: Record<string, string>): Promise<Running> {
-  const ready =
-    env.ROLE === 'worker'
-      ? 'batch worker started'
-      : env.API_PROCESSES === '1'
-        ? 'listening'
-        : 'all processes ready';
-  return startProcess(
-    'service',
-    process.execPath,
-    [join(ROOT, 'dist', 'src', 'main.js')],
-    env,
-    (l) => l.includes(ready),
-  );
-}
-
 async function startLayout(layout: Layout, index: number): Promise<Started> {
   const database = `coupons_bench_layout_${index}`;
   await resetDatabase(PG_ADMIN_URL, database);
   const port = 3400 + index;
   const prefix = `${PREFIX}${index}:`;
+  const stores = {
+    databaseUrl: databaseUrlOf(PG_ADMIN_URL, database),
+    redisUrl: REDIS_URL,
+    prefix,
+    adminToken: ADMIN_TOKEN,
+  };
   const processes: Running[] = [];
   for (const env of layout.processes) {
-    processes.push(
-      await start({
-        NODE_ENV: 'production',
-        DATABASE_URL: databaseUrlOf(PG_ADMIN_URL, database),
-        REDIS_URL,
-        REDIS_KEY_PREFIX: prefix,
-        ADMIN_TOKEN,
-        LOG_LEVEL: 'info',
-        BATCH_SIZE: String(settings.batchSize),
-        BATCH_INTERVAL_MS: String(settings.batchIntervalMs),
-        BATCH_LANES: String(settings.batchLanes),
-        WORKER_NICE: String(settings.workerNice),
-        PORT: env.ROLE === 'worker' ? '0' : String(port),
-        ...env,
-      }),
-    );
+    const extra = { PORT: env.ROLE === 'worker' ? '0' : String(port), ...env };
+    processes.push(await startService(serviceEnv(stores, settings, extra)));
   }
-  const res = await fetch(`http://127.0.0.1:${port}/coupons`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
-    body: JSON.stringify({ name: `layouts ${RUN}`, totalQuantity: 10_000_000 }),
-  });
-  if (res.status !== 201) throw new Error(`create coupon: ${res.status} ${await res.text()}`);
-  const couponId = ((await res.json()) as { id: number }).id;
+  const couponId = await createCoupon(port, ADMIN_TOKEN, `layouts ${RUN}`, 10_000_000);
   return { layout, port, prefix, couponId, processes, runs: [] };
 }
 

@@ -25,6 +25,11 @@ import { renderChart } from './lib/svg-chart.js';
 import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
 import { measureDrainCeiling, type CeilingStyle } from './lib/drain-ceiling.js';
 import { prefillQueue } from './lib/prefill.js';
+import {
+  createCoupon as createCouponOn,
+  serviceEnv as serviceEnvOf,
+  startService as startServiceProcess,
+} from './lib/service.js';
 import { databaseUrlOf, deleteKeys, resetDatabase as resetDatabaseOn } from './lib/stores.js';
 import { saturate, wrkVersion, type SaturationResult } from './load/saturate.js';
 
@@ -85,50 +90,24 @@ const databaseUrl = (name: string) => databaseUrlOf(PG_ADMIN_URL, name);
 const resetDatabase = (name: string) => resetDatabaseOn(PG_ADMIN_URL, name);
 
 function serviceEnv(extra: Record<string, string>): Record<string, string> {
-  return {
-    NODE_ENV: 'production',
-    DATABASE_URL: databaseUrl('coupons_bench'),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: PREFIX,
-    ADMIN_TOKEN,
-    // Readiness is read from the info lines ("all processes ready", "batch worker started").
-    LOG_LEVEL: 'info',
-    BATCH_SIZE: String(settings.batchSize),
-    BATCH_INTERVAL_MS: String(settings.batchIntervalMs),
-    BATCH_LANES: String(settings.batchLanes),
-    WORKER_NICE: String(settings.workerNice),
-    API_PROCESSES: String(settings.apiProcesses),
-    ...extra,
-  };
-}
-
-async function startService(port: number, extra: Record<string, string> = {}): Promise<Running> {
-  const env = serviceEnv({ PORT: String(port), ...extra });
-  const single = env.ROLE === 'worker' || env.API_PROCESSES === '1';
-  return startProcess(
-    'service',
-    process.execPath,
-    [join(ROOT, 'dist', 'src', 'main.js')],
-    env,
-    (line) =>
-      line.includes(
-        single
-          ? env.ROLE === 'worker'
-            ? 'batch worker started'
-            : 'listening'
-          : 'all processes ready',
-      ),
+  return serviceEnvOf(
+    {
+      databaseUrl: databaseUrl('coupons_bench'),
+      redisUrl: REDIS_URL,
+      prefix: PREFIX,
+      adminToken: ADMIN_TOKEN,
+    },
+    settings,
+    { API_PROCESSES: String(settings.apiProcesses), ...extra },
   );
 }
 
-async function createCoupon(port: number, totalQuantity: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/coupons`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
-    body: JSON.stringify({ name: `bench ${RUN}`, totalQuantity }),
-  });
-  if (res.status !== 201) throw new Error(`create coupon: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { id: number }).id;
+function startService(port: number, extra: Record<string, string> = {}): Promise<Running> {
+  return startServiceProcess(serviceEnv({ PORT: String(port), ...extra }));
+}
+
+function createCoupon(port: number, totalQuantity: number): Promise<number> {
+  return createCouponOn(port, ADMIN_TOKEN, `bench ${RUN}`, totalQuantity);
 }
 
 interface OpenLoopResult {
