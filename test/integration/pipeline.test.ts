@@ -72,12 +72,15 @@ describe('issuance pipeline (real Redis and PostgreSQL)', () => {
     });
 
     it('when the window has ended, then requests get 409 EVENT_NOT_OPEN', async () => {
+      // The window must still be open when the event is created (a window already over is
+      // refused), so it ends well after; the test then waits until it has ended.
+      const endsAt = Date.now() + 1_500;
       const id = await createCoupon(h.baseUrl, {
         name: 'Short',
         totalQuantity: 3,
-        endsAt: new Date(Date.now() + 300).toISOString(),
+        endsAt: new Date(endsAt).toISOString(),
       });
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, endsAt - Date.now() + 50)));
 
       const res = await requestIssue(h.baseUrl, id, 'late-comer');
 

@@ -14,6 +14,13 @@ import { couponState, snapshot, type CouponState } from '../support/state.js';
  */
 
 const LEASE_MS = 1_500;
+/**
+ * The lease of the workers that recover and drain (not those that crash or freeze). When
+ * they pick up an expired batch depends on the lease its dead holder stored, not on theirs;
+ * a short lease of their own would only let a stall on a loaded machine (more than 1.5 s
+ * between a take and its fence) turn one of their own batches into one more ABANDONED row.
+ */
+const HEALTHY_LEASE_MS = 60_000;
 
 interface Accepted {
   readonly userId: string;
@@ -225,7 +232,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       name: 'healthy',
       role: 'worker',
       batchSize,
-      leaseMs: LEASE_MS,
+      leaseMs: HEALTHY_LEASE_MS,
     });
     const recovered = await healthy.waitForMessage(
       'recovered an expired batch',
@@ -331,9 +338,12 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         role: 'worker',
         batchSize: 5,
         lanes: 2,
-        leaseMs: LEASE_MS,
-        // The pause after each take lets both lanes hold a batch before the first one dies.
-        faultPoints: 'after-take=delay:300,before-commit=kill',
+        // The pause after each take lets both lanes hold a batch before the first one dies;
+        // two seconds leave the second lane time to take its batch however loaded the machine
+        // (its first pass also does the worker's start-up chores). The lease outlasts the pause,
+        // so the worker never recovers its own batch before it dies.
+        leaseMs: 6_000,
+        faultPoints: 'after-take=delay:2000,before-commit=kill',
       });
       await doomed.waitForMessage('fault point reached', {
         point: 'before-commit',
@@ -352,7 +362,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         name: 'healthy',
         role: 'worker',
         batchSize: 5,
-        leaseMs: LEASE_MS,
+        leaseMs: HEALTHY_LEASE_MS,
       });
       for (const batchId of leased) {
         const recovered = await healthy.waitForMessage(
@@ -532,7 +542,7 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
             role: 'worker',
             batchSize: 50,
             batchIntervalMs: 1,
-            leaseMs: LEASE_MS,
+            leaseMs: HEALTHY_LEASE_MS,
           }),
         ),
       );
@@ -564,12 +574,19 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       // The gate never queues more requests than there is stock left: exactly STOCK got a place.
       expect(idOf.size).to.equal(STOCK);
 
-      // Everything but the frozen batch is decided and recorded while its worker sleeps.
+      // Everything but the frozen batch is decided, recorded and acknowledged while its worker
+      // sleeps. (A batch's rows are committed before Redis hears of it: until then it is still
+      // leased, so rows alone do not say that the drainers are done.)
       await eventually(
-        'the two running workers to drain everything after the held batch',
+        'the two running workers to drain and settle everything after the held batch',
         async () => {
           const s = await couponState(h.container, couponId);
-          return s.queued === 0 && s.requestRows.length === STOCK - 1 ? true : undefined;
+          const done =
+            s.queued === 0 &&
+            s.requestRows.length === STOCK - 1 &&
+            s.leasedBatches === 1 &&
+            s.inflight === 1;
+          return done ? true : undefined;
         },
       );
       expect(await leasedBatchIds(h, couponId)).to.deep.equal([heldBatch]);
@@ -617,9 +634,11 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         role: 'worker',
         batchSize: 5,
         lanes: 1,
-        // A longer lease keeps the server's idle-in-transaction limit (half the lease) above the delay.
-        leaseMs: 6_000,
-        faultPoints: 'before-commit=delay:1500',
+        // The signal must arrive while the batch waits: the delay leaves the test seconds to
+        // send it however loaded the machine. A longer lease keeps the server's
+        // idle-in-transaction limit (half the lease) above the delay.
+        leaseMs: 10_000,
+        faultPoints: 'before-commit=delay:4000',
       });
       await stopping.waitForMessage('fault point reached', {
         point: 'before-commit',
@@ -655,7 +674,12 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
       expect(between.issuedRows.map((r) => r.userId)).to.deep.equal(users.slice(0, 5));
       expect(between.redisIssued).to.deep.equal(users.slice(0, 5).sort());
 
-      await fleet.start({ name: 'successor', role: 'worker', batchSize: 5, leaseMs: LEASE_MS });
+      await fleet.start({
+        name: 'successor',
+        role: 'worker',
+        batchSize: 5,
+        leaseMs: HEALTHY_LEASE_MS,
+      });
       const state = await expectInvariants(h, couponId, accepted);
       expect(state.issuedRows).to.have.length(20);
       expectFirstArrivalsIssued(state, accepted);

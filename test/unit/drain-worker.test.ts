@@ -83,14 +83,17 @@ describe('the drain worker', () => {
   });
 
   it('when ticks arrive while a drain is running, then they extend it instead of starting another', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { execute, inFlight } = countingExecute(null);
     const { worker } = setup(execute);
 
     const first = worker.tick();
     const second = worker.tick();
     const third = worker.tick();
-    await new Promise((r) => setTimeout(r, 50));
-    await worker.stop();
+    await clock.tickAsync(50);
+    const stopped = worker.stop();
+    await clock.tickAsync(50);
+    await stopped;
     await Promise.all([first, second, third]);
 
     expect(execute.callCount).to.be.greaterThan(2);
@@ -100,12 +103,15 @@ describe('the drain worker', () => {
   });
 
   it('when BATCH_LANES is 2, then two batches are in flight at once, never more, however many ticks arrive', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const { execute, inFlight } = countingExecute(report('committed'));
     const { worker } = setup(execute, 2);
 
     const ticks = [worker.tick(), worker.tick(), worker.tick()];
-    await new Promise((r) => setTimeout(r, 50));
-    await worker.stop();
+    await clock.tickAsync(50);
+    const stopped = worker.stop();
+    await clock.tickAsync(50);
+    await stopped;
     await Promise.all(ticks);
 
     expect(inFlight.max).to.equal(2);
@@ -113,6 +119,7 @@ describe('the drain worker', () => {
   });
 
   it("when one lane fails while the other lane's batch is still committing, then that commit does not end the back-off", async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     let release: () => void = () => undefined;
     const slowCommit = new Promise<void>((r) => (release = r));
     let calls = 0;
@@ -128,13 +135,16 @@ describe('the drain worker', () => {
     const { worker, logger } = setup(execute, 2);
 
     const loop = worker.tick();
-    await new Promise((r) => setTimeout(r, 10));
+    await clock.tickAsync(10);
     release();
-    await new Promise((r) => setTimeout(r, 10));
+    await clock.tickAsync(10);
 
+    // The back-off's first wait is 250 ms: on the fake clock, 20 ms in, it still runs.
     expect(worker.state()).to.include({ state: 'backing-off', failures: 1 });
     expect(logger.info.calledWith('drain resumed')).to.equal(false);
-    await worker.stop();
+    const stopped = worker.stop();
+    await clock.tickAsync(1_000);
+    await stopped;
     await loop;
   });
 
