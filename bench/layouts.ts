@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { RedisKeys } from '../src/infra/redis/keys.js';
 import type { Running } from './lib/procs.js';
 import { createCoupon, serviceEnv, startService } from './lib/service.js';
-import { databaseUrlOf, deleteKeys, resetDatabase } from './lib/stores.js';
+import { databaseUrlOf, deleteKeys, dropDatabase, resetDatabase } from './lib/stores.js';
 import { saturate, wrkVersion } from './load/saturate.js';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -82,8 +82,10 @@ interface Started {
   readonly runs: number[];
 }
 
+const databaseOf = (index: number) => `coupons_bench_layout_${index}`;
+
 async function startLayout(layout: Layout, index: number): Promise<Started> {
-  const database = `coupons_bench_layout_${index}`;
+  const database = databaseOf(index);
   await resetDatabase(PG_ADMIN_URL, database);
   const port = 3400 + index;
   const prefix = `${PREFIX}${index}:`;
@@ -152,6 +154,7 @@ async function main(): Promise<void> {
   } finally {
     for (const s of started) for (const p of s.processes) await p.stop();
     await deleteKeys(redis, `${PREFIX}*`);
+    for (const i of layouts.keys()) await dropDatabase(PG_ADMIN_URL, databaseOf(i));
     redis.disconnect();
   }
   const reference = median(started[0]?.runs ?? []);

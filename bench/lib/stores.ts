@@ -20,6 +20,17 @@ export async function resetDatabase(adminUrl: string, name: string): Promise<voi
   }
 }
 
+/** Drops database `name` if it exists. */
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
 /** Deletes every key matching the pattern. */
 export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
   let cursor = '0';
