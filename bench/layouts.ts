@@ -16,7 +16,13 @@ import { Redis } from 'ioredis';
 import { RedisKeys } from '../src/infra/redis/keys.js';
 import type { Running } from './lib/procs.js';
 import { createCoupon, serviceEnv, startService } from './lib/service.js';
-import { databaseUrlOf, deleteKeys, dropDatabase, resetDatabase } from './lib/stores.js';
+import {
+  checkStores,
+  databaseUrlOf,
+  deleteKeys,
+  dropDatabase,
+  resetDatabase,
+} from './lib/stores.js';
 import { saturate, wrkVersion } from './load/saturate.js';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -132,6 +138,7 @@ const median = (values: readonly number[]) => {
 const num = (n: number) => Math.round(n).toLocaleString('en');
 
 async function main(): Promise<void> {
+  await checkStores(REDIS_URL, PG_ADMIN_URL);
   console.log(`process layouts of the full service at saturation, ${cores} cores`);
   console.log(`wrk: ${wrkVersion()}`);
   console.log(`settings: ${JSON.stringify(settings)}`);

@@ -30,7 +30,12 @@ import {
   serviceEnv as serviceEnvOf,
   startService as startServiceProcess,
 } from './lib/service.js';
-import { databaseUrlOf, deleteKeys, resetDatabase as resetDatabaseOn } from './lib/stores.js';
+import {
+  checkStores,
+  databaseUrlOf,
+  deleteKeys,
+  resetDatabase as resetDatabaseOn,
+} from './lib/stores.js';
 import { saturate, wrkVersion, type SaturationResult } from './load/saturate.js';
 
 const quick = process.argv.includes('--quick');
@@ -541,6 +546,7 @@ const num = (n: number) => Math.round(n).toLocaleString('en');
 const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
 
 async function main(): Promise<void> {
+  await checkStores(REDIS_URL, PG_ADMIN_URL);
   const machine = {
     cores: availableParallelism(),
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -771,4 +777,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,5 +1,54 @@
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import pg from 'pg';
+
+/** A URL with its password hidden, for messages. */
+function shown(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Fails at once, naming what to start or set, when the bench's PostgreSQL or Redis does
+ * not answer: better than a stack trace minutes into a run, or a client retrying forever.
+ */
+export async function checkStores(redisUrl: string, postgresUrl: string): Promise<void> {
+  const db = new pg.Client({ connectionString: postgresUrl, connectionTimeoutMillis: 5_000 });
+  try {
+    await db.connect();
+    await db.query('SELECT 1');
+  } catch (err) {
+    throw new Error(
+      `PostgreSQL at ${shown(postgresUrl)} is unreachable (${(err as Error).message}). ` +
+        'Start PostgreSQL (for example `docker compose up -d postgres`) or set BENCH_POSTGRES_URL.',
+    );
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+  const redis = new Redis(redisUrl, {
+    lazyConnect: true,
+    connectTimeout: 5_000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => (cause = err));
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    throw new Error(
+      `Redis at ${shown(redisUrl)} is unreachable (${(cause ?? (err as Error)).message}). ` +
+        'Start Redis (for example `redis-server` or `docker compose up -d redis`) or set BENCH_REDIS_URL.',
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /** The URL of database `name` on the server of `adminUrl`. */
 export function databaseUrlOf(adminUrl: string, name: string): string {
