@@ -1,16 +1,6 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
-
-/** A URL with its password hidden, for messages. */
-function shown(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+import { describeUrl as shown } from '../../src/infra/startup-error.js';
 
 /**
  * Fails at once, naming what to start or set, when the bench's PostgreSQL or Redis does
@@ -57,27 +47,28 @@ export function databaseUrlOf(adminUrl: string, name: string): string {
   return url.toString();
 }
 
-/** Drops and creates database `name` (the service migrates it when it starts). */
-export async function resetDatabase(adminUrl: string, name: string): Promise<void> {
+/** Runs statements one after another on a connection of its own to the admin database. */
+async function asAdmin(adminUrl: string, statements: readonly string[]): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE "${name}"`);
+    for (const statement of statements) await admin.query(statement);
   } finally {
     await admin.end();
   }
 }
 
+/** Drops and creates database `name` (the service migrates it when it starts). */
+export function resetDatabase(adminUrl: string, name: string): Promise<void> {
+  return asAdmin(adminUrl, [
+    `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`,
+    `CREATE DATABASE "${name}"`,
+  ]);
+}
+
 /** Drops database `name` if it exists. */
-export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
+export function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  return asAdmin(adminUrl, [`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]);
 }
 
 /** Deletes every key matching the pattern. */
