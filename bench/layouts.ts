@@ -11,11 +11,14 @@
  * last run queued. Prints every run and each layout's median, beside the
  * median of the default layout (what `npm start` runs).
  */
+import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../src/infra/redis/keys.js';
 import type { Running } from './lib/procs.js';
 import { createCoupon, serviceEnv, startService } from './lib/service.js';
+import { describeFailure } from './lib/setup-error.js';
 import {
   checkStores,
   databaseUrlOf,
@@ -25,6 +28,7 @@ import {
 } from './lib/stores.js';
 import { saturate, wrkVersion } from './load/saturate.js';
 
+const ROOT = join(import.meta.dirname, '..');
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_ADMIN_URL =
   process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -60,24 +64,39 @@ interface Layout {
   readonly processes: readonly Record<string, string>[];
 }
 
-const layouts: Layout[] = [
-  {
-    name: `API_PROCESSES=${cores} + worker process (npm start)`,
-    processes: [{ ROLE: 'all', API_PROCESSES: String(cores) }],
-  },
-  {
-    name: `API_PROCESSES=${cores + 1} + worker process`,
-    processes: [{ ROLE: 'all', API_PROCESSES: String(cores + 1) }],
-  },
-  {
-    name: 'API_PROCESSES=1 + worker process',
-    processes: [{ ROLE: 'api', API_PROCESSES: '1' }, { ROLE: 'worker' }],
-  },
-  {
-    name: 'API and worker in one process',
-    processes: [{ ROLE: 'all', API_PROCESSES: '1' }],
-  },
-];
+/** The most API processes the service accepts (API_PROCESSES). */
+const MAX_API_PROCESSES = 64;
+
+/**
+ * What `npm start` runs first (its default API_PROCESSES is the number of cores), then the
+ * alternatives. On one core `npm start` is already the single process; on 64 cores or more
+ * there is no "one more".
+ */
+function layoutsFor(cores: number): Layout[] {
+  const apiProcesses = Math.min(cores, MAX_API_PROCESSES);
+  const all = (n: number): Layout => ({
+    name: n === 1 ? 'API and worker in one process' : `API_PROCESSES=${n} + worker process`,
+    processes: [{ ROLE: 'all', API_PROCESSES: String(n) }],
+  });
+  const candidates: Layout[] = [
+    { ...all(apiProcesses), name: `${all(apiProcesses).name} (npm start)` },
+    ...(apiProcesses + 1 <= MAX_API_PROCESSES ? [all(apiProcesses + 1)] : []),
+    {
+      name: 'API_PROCESSES=1 + worker process',
+      processes: [{ ROLE: 'api', API_PROCESSES: '1' }, { ROLE: 'worker' }],
+    },
+    all(1),
+  ];
+  const seen = new Set<string>();
+  return candidates.filter((l) => {
+    const key = JSON.stringify(l.processes);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+const layouts = layoutsFor(cores);
 
 interface Started {
   readonly layout: Layout;
@@ -86,6 +105,23 @@ interface Started {
   readonly couponId: number;
   readonly processes: Running[];
   readonly runs: number[];
+  /** Answers above 399, socket errors and timeouts, over every measured run. */
+  failed: number;
+}
+
+async function stopAll(processes: readonly Running[]): Promise<void> {
+  for (const p of processes) await p.stop();
+}
+
+/** Runs every clean-up step even when one fails; the first failure is reported, not thrown. */
+async function cleanUp(steps: readonly [string, () => Promise<void>][]): Promise<void> {
+  for (const [what, step] of steps) {
+    try {
+      await step();
+    } catch (err) {
+      console.error(`clean-up: ${what} failed: ${(err as Error).message}`);
+    }
+  }
 }
 
 const databaseOf = (index: number) => `coupons_bench_layout_${index}`;
@@ -102,12 +138,18 @@ async function startLayout(layout: Layout, index: number): Promise<Started> {
     adminToken: ADMIN_TOKEN,
   };
   const processes: Running[] = [];
-  for (const env of layout.processes) {
-    const extra = { PORT: env.ROLE === 'worker' ? '0' : String(port), ...env };
-    processes.push(await startService(serviceEnv(stores, settings, extra)));
+  try {
+    for (const env of layout.processes) {
+      const extra = { PORT: env.ROLE === 'worker' ? '0' : String(port), ...env };
+      processes.push(await startService(serviceEnv(stores, settings, extra)));
+    }
+    const couponId = await createCoupon(port, ADMIN_TOKEN, `layouts ${RUN}`, 10_000_000);
+    return { layout, port, prefix, couponId, processes, runs: [], failed: 0 };
+  } catch (err) {
+    // Nothing of a layout that did not start is left running (or holding its port).
+    await stopAll(processes);
+    throw err;
   }
-  const couponId = await createCoupon(port, ADMIN_TOKEN, `layouts ${RUN}`, 10_000_000);
-  return { layout, port, prefix, couponId, processes, runs: [] };
 }
 
 /** Resolves once the layout's worker has taken and settled everything queued. */
@@ -131,9 +173,12 @@ function saturateLayout(s: Started, seconds: number, userPrefix: string) {
   });
 }
 
+/** The middle value, or the mean of the two middle values of an even count. */
 const median = (values: readonly number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+  const lower = sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+  const upper = sorted[Math.floor(sorted.length / 2)] ?? 0;
+  return (lower + upper) / 2;
 };
 const num = (n: number) => Math.round(n).toLocaleString('en');
 
@@ -142,6 +187,8 @@ async function main(): Promise<void> {
   console.log(`process layouts of the full service at saturation, ${cores} cores`);
   console.log(`wrk: ${wrkVersion()}`);
   console.log(`settings: ${JSON.stringify(settings)}`);
+  console.log('building…');
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   const redis = new Redis(REDIS_URL);
   const started: Started[] = [];
   try {
@@ -153,15 +200,24 @@ async function main(): Promise<void> {
         await drained(redis, s);
         const result = await saturateLayout(s, settings.seconds, `r${round}${RUN}`);
         s.runs.push(result.throughputRps);
+        s.failed += result.non2xx + result.errors;
         console.log(
           `round ${round + 1}: ${s.layout.name}: ${num(result.throughputRps)} req/s (p99 ${result.latencyMs.p99} ms, ${result.non2xx + result.errors} failed)`,
         );
       }
     }
   } finally {
-    for (const s of started) for (const p of s.processes) await p.stop();
-    await deleteKeys(redis, `${PREFIX}*`);
-    for (const i of layouts.keys()) await dropDatabase(PG_ADMIN_URL, databaseOf(i));
+    await cleanUp([
+      ['stopping the services', () => stopAll(started.flatMap((s) => s.processes))],
+      ['deleting the Redis keys', () => deleteKeys(redis, `${PREFIX}*`)],
+      ...layouts.map(
+        (_, i) =>
+          [`dropping ${databaseOf(i)}`, () => dropDatabase(PG_ADMIN_URL, databaseOf(i))] as [
+            string,
+            () => Promise<void>,
+          ],
+      ),
+    ]);
     redis.disconnect();
   }
   const reference = median(started[0]?.runs ?? []);
@@ -172,9 +228,17 @@ async function main(): Promise<void> {
       `${s.layout.name.padEnd(46)}${num(m).padEnd(14)}${(m / reference).toFixed(2).padEnd(13)}${s.runs.map(num).join(', ')}`,
     );
   }
+  // Every request is a distinct user of an event with ten million coupons: any failed answer
+  // means a layout does not work, and the comparison says nothing.
+  const failing = started.filter((s) => s.failed > 0 || s.runs.some((r) => r === 0));
+  if (failing.length > 0) {
+    throw new Error(
+      `failed answers or no throughput in: ${failing.map((s) => `${s.layout.name} (${num(s.failed)} failed)`).join('; ')}`,
+    );
+  }
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(describeFailure(err));
   process.exit(1);
 });

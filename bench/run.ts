@@ -25,6 +25,7 @@ import { renderChart } from './lib/svg-chart.js';
 import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
 import { measureDrainCeiling, type CeilingStyle } from './lib/drain-ceiling.js';
 import { prefillQueue } from './lib/prefill.js';
+import { describeFailure } from './lib/setup-error.js';
 import {
   createCoupon as createCouponOn,
   serviceEnv as serviceEnvOf,
@@ -778,6 +779,6 @@ async function main(): Promise<void> {
 }
 
 await main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(describeFailure(err));
   process.exit(1);
 });

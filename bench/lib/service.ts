@@ -43,8 +43,9 @@ export function serviceEnv(
 
 /**
  * Starts the built service (dist/) with this environment and resolves once it is ready:
- * a worker when its loop started, one API process when it listens, a supervisor when
- * every process it runs is ready.
+ * a worker process when its loop started, a single process when it listens (with
+ * ROLE=all its worker loop starts right after), a supervisor when every process it runs
+ * is ready.
  */
 export function startService(env: Record<string, string>): Promise<Running> {
   const ready =

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { describeUrl as shown } from '../../src/infra/startup-error.js';
+import { SetupError } from './setup-error.js';
 
 /**
  * Fails at once, naming what to start or set, when the bench's PostgreSQL or Redis does
@@ -12,7 +13,7 @@ export async function checkStores(redisUrl: string, postgresUrl: string): Promis
     await db.connect();
     await db.query('SELECT 1');
   } catch (err) {
-    throw new Error(
+    throw new SetupError(
       `PostgreSQL at ${shown(postgresUrl)} is unreachable (${(err as Error).message}). ` +
         'Start PostgreSQL (for example `docker compose up -d postgres`) or set BENCH_POSTGRES_URL.',
     );
@@ -31,7 +32,7 @@ export async function checkStores(redisUrl: string, postgresUrl: string): Promis
     await redis.connect();
     await redis.ping();
   } catch (err) {
-    throw new Error(
+    throw new SetupError(
       `Redis at ${shown(redisUrl)} is unreachable (${(cause ?? (err as Error)).message}). ` +
         'Start Redis (for example `redis-server` or `docker compose up -d redis`) or set BENCH_REDIS_URL.',
     );

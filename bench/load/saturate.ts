@@ -9,6 +9,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { SetupError } from '../lib/setup-error.js';
 
 export interface SaturationInput {
   url: string;
@@ -44,7 +45,7 @@ const SCRIPT = join(import.meta.dirname, 'saturate.lua');
 const WRK = process.env.BENCH_WRK ?? 'wrk';
 
 function notFound(): Error {
-  return new Error(
+  return new SetupError(
     `wrk was not found (${WRK}): the saturation runs need it. Install it ` +
       '(`apt-get install wrk` on Debian or Ubuntu, `brew install wrk` on macOS) ' +
       'or set BENCH_WRK to its path.',

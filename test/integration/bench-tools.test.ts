@@ -47,7 +47,7 @@ const unreachable = {
   },
 };
 
-describe('the bench tools when a store is missing', function () {
+describe('the bench tools when something they need is missing', function () {
   this.timeout(60_000);
 
   for (const [tool, script, args] of [
@@ -68,6 +68,23 @@ describe('the bench tools when a store is missing', function () {
         expect(readdirSync(RESULTS).sort()).to.deep.equal(before);
       });
     }
+  }
+
+  for (const [tool, script, args] of [
+    ['npm run bench', 'bench/run.ts', ['--quick']],
+    ['npm run bench:layouts', 'bench/layouts.ts', ['--rounds', '1', '--seconds', '1']],
+  ] as const) {
+    it(`when wrk is missing, then ${tool} exits 1 at once, saying how to install it or where to point BENCH_WRK, and writes no results`, async () => {
+      const before = readdirSync(RESULTS).sort();
+
+      const exit = await runTool(script, [...args], { BENCH_WRK: '/nonexistent/wrk' });
+
+      expect(exit.code, exit.stderr).to.equal(1);
+      expect(exit.stderr).to.contain('wrk was not found (/nonexistent/wrk)');
+      expect(exit.stderr).to.contain('BENCH_WRK');
+      expect(exit.stderr, 'a message, not a stack trace').not.to.contain('    at ');
+      expect(readdirSync(RESULTS).sort()).to.deep.equal(before);
+    });
   }
 
   it('when bench:layouts is given a round count that is not a whole number of at least 1, then it exits 2 naming the option', async () => {

@@ -635,9 +635,9 @@ describe('process faults: real worker processes killed, frozen and stopped mid-b
         batchSize: 5,
         lanes: 1,
         // The signal must arrive while the batch waits: the delay leaves the test seconds to
-        // send it however loaded the machine. A longer lease keeps the server's
-        // idle-in-transaction limit (half the lease) above the delay.
-        leaseMs: 10_000,
+        // send it. The lease keeps the server's idle-in-transaction limit (half the lease,
+        // 8 s) well above the delay.
+        leaseMs: 16_000,
         faultPoints: 'before-commit=delay:4000',
       });
       await stopping.waitForMessage('fault point reached', {
