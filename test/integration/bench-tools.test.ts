@@ -33,58 +33,54 @@ function runTool(script: string, args: string[], env: Record<string, string>): P
   });
 }
 
-const unreachable = {
-  postgres: {
+const TOOLS = [
+  ['npm run bench', 'bench/run.ts', ['--quick']],
+  ['npm run bench:layouts', 'bench/layouts.ts', ['--rounds', '1', '--seconds', '1']],
+] as const;
+
+/** What each tool is denied, and what its message must then say. */
+const MISSING: { what: string; then: string; env: Record<string, string>; says: string[] }[] = [
+  {
+    what: 'PostgreSQL is unreachable',
+    then: 'naming the URL, the variable and what to start',
     env: { BENCH_POSTGRES_URL: 'postgres://postgres@127.0.0.1:1/postgres' },
     says: [
       'PostgreSQL at postgres://postgres@127.0.0.1:1/postgres is unreachable',
       'BENCH_POSTGRES_URL',
+      'Start ',
     ],
   },
-  redis: {
+  {
+    what: 'Redis is unreachable',
+    then: 'naming the URL, the variable and what to start',
     env: { BENCH_REDIS_URL: 'redis://127.0.0.1:1' },
-    says: ['Redis at redis://127.0.0.1:1 is unreachable', 'BENCH_REDIS_URL'],
+    says: ['Redis at redis://127.0.0.1:1 is unreachable', 'BENCH_REDIS_URL', 'Start '],
   },
-};
+  {
+    what: 'wrk is missing',
+    then: 'saying how to install it or where to point BENCH_WRK',
+    env: { BENCH_WRK: '/nonexistent/wrk' },
+    says: ['wrk was not found (/nonexistent/wrk)', 'BENCH_WRK'],
+  },
+];
 
 describe('the bench tools when something they need is missing', function () {
   this.timeout(60_000);
 
-  for (const [tool, script, args] of [
-    ['npm run bench', 'bench/run.ts', ['--quick']],
-    ['npm run bench:layouts', 'bench/layouts.ts', ['--rounds', '1', '--seconds', '1']],
-  ] as const) {
-    for (const [store, { env, says }] of Object.entries(unreachable)) {
-      it(`when ${store === 'postgres' ? 'PostgreSQL' : 'Redis'} is unreachable, then ${tool} exits 1 at once, naming the URL, the variable and what to start, and writes no results`, async () => {
+  for (const [tool, script, args] of TOOLS) {
+    for (const { what, then, env, says } of MISSING) {
+      it(`when ${what}, then ${tool} exits 1 at once, ${then}, and writes no results`, async () => {
         const before = readdirSync(RESULTS).sort();
 
         const exit = await runTool(script, [...args], env);
 
         expect(exit.code, exit.stderr).to.equal(1);
         for (const text of says) expect(exit.stderr).to.contain(text);
-        expect(exit.stderr).to.contain('Start ');
         expect(exit.stderr, 'a message, not a stack trace').not.to.contain('    at ');
         expect(exit.stdout).not.to.contain('wrote');
         expect(readdirSync(RESULTS).sort()).to.deep.equal(before);
       });
     }
-  }
-
-  for (const [tool, script, args] of [
-    ['npm run bench', 'bench/run.ts', ['--quick']],
-    ['npm run bench:layouts', 'bench/layouts.ts', ['--rounds', '1', '--seconds', '1']],
-  ] as const) {
-    it(`when wrk is missing, then ${tool} exits 1 at once, saying how to install it or where to point BENCH_WRK, and writes no results`, async () => {
-      const before = readdirSync(RESULTS).sort();
-
-      const exit = await runTool(script, [...args], { BENCH_WRK: '/nonexistent/wrk' });
-
-      expect(exit.code, exit.stderr).to.equal(1);
-      expect(exit.stderr).to.contain('wrk was not found (/nonexistent/wrk)');
-      expect(exit.stderr).to.contain('BENCH_WRK');
-      expect(exit.stderr, 'a message, not a stack trace').not.to.contain('    at ');
-      expect(readdirSync(RESULTS).sort()).to.deep.equal(before);
-    });
   }
 
   it('when bench:layouts is given a round count that is not a whole number of at least 1, then it exits 2 naming the option', async () => {

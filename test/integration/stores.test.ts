@@ -17,14 +17,8 @@ describe('the stores behind the ports', () => {
     await h.cleanup();
   });
 
-  async function queueUsers(couponId: number, users: string[]): Promise<void> {
-    for (const user of users) {
-      const res = await requestIssue(h.baseUrl, couponId, user);
-      expect(res.status, JSON.stringify(res.body)).to.equal(202);
-    }
-  }
-
-  async function queueAndRemember(couponId: number, users: string[]): Promise<string[]> {
+  /** Queues one request per user, in order; returns the request ids the clients were given. */
+  async function queueUsers(couponId: number, users: string[]): Promise<string[]> {
     const ids: string[] = [];
     for (const user of users) {
       const res = await requestIssue(h.baseUrl, couponId, user);
@@ -183,7 +177,7 @@ describe('the stores behind the ports', () => {
 
     it('when a batch is taken, then the worker holds exactly the requests the clients were given, and recovery reads the same batch from its record', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Record', totalQuantity: 3 });
-      const ids = await queueAndRemember(couponId, ['r1', 'r2', 'r3']);
+      const ids = await queueUsers(couponId, ['r1', 'r2', 'r3']);
       // One coupon fewer than queued, so the batch holds more than one outcome.
       await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'stock', '2');
 
@@ -198,7 +192,7 @@ describe('the stores behind the ports', () => {
 
     it('when a batch was recorded without its nonces (as before they were recorded), then it is still claimed with them and acknowledged', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Old record', totalQuantity: 5 });
-      const ids = await queueAndRemember(couponId, ['old1', 'old2']);
+      const ids = await queueUsers(couponId, ['old1', 'old2']);
       const taken = (await h.container.queue.take(couponId, 10, 1, 'batch-old')) as DecidedBatch;
       const k = h.container.keys.coupon(couponId);
       const record = JSON.parse((await h.container.redis.hget(k.batches, 'batch-old')) as string);
@@ -255,14 +249,14 @@ describe('the stores behind the ports', () => {
 
     it('when a waiting user asks again, then the answer is the same request whether or not the queue is full, a newcomer gets the last place and then SOLD_OUT, and a repeat writes nothing', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Again', totalQuantity: 3 });
-      const [q1, q2] = await queueAndRemember(couponId, ['q1', 'q2']);
+      const [q1, q2] = await queueUsers(couponId, ['q1', 'q2']);
       const twoQueued = await acceptState(couponId);
 
       const again1 = await requestIssue(h.baseUrl, couponId, 'q1');
       expect([again1.status, again1.body.requestId]).to.deep.equal([202, q1]);
       expect(await acceptState(couponId)).to.deep.equal(twoQueued);
 
-      await queueAndRemember(couponId, ['q3']);
+      await queueUsers(couponId, ['q3']);
       const full = await acceptState(couponId);
       expect(full.queue.filter((_, i) => i % 2 === 0)).to.deep.equal(['q1', 'q2', 'q3']);
       expect(full.clock).to.equal(full.queue[5]);
@@ -277,7 +271,7 @@ describe('the stores behind the ports', () => {
 
     it('when a user whose request is being decided asks again, then the answer is that request even with no stock left, and nothing is queued', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'In flight', totalQuantity: 2 });
-      const [, b] = await queueAndRemember(couponId, ['a', 'b']);
+      const [, b] = await queueUsers(couponId, ['a', 'b']);
       await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'stock', '1');
       const taken = await h.container.queue.take(couponId, 10, 60_000, 'batch-in-flight');
       expect(taken?.items.map((i) => i.outcome)).to.deep.equal(['ISSUED', 'SOLD_OUT']);
