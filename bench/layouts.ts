@@ -15,9 +15,8 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { RedisKeys } from '../src/infra/redis/keys.js';
 import type { Running } from './lib/procs.js';
-import { createCoupon, serviceEnv, startService } from './lib/service.js';
+import { createCoupon, drained, serviceEnv, startService } from './lib/service.js';
 import { describeFailure } from './lib/setup-error.js';
 import {
   checkStores,
@@ -78,8 +77,9 @@ function layoutsFor(cores: number): Layout[] {
     name: n === 1 ? 'API and worker in one process' : `API_PROCESSES=${n} + worker process`,
     processes: [{ ROLE: 'all', API_PROCESSES: String(n) }],
   });
+  const npmStart = all(apiProcesses);
   const candidates: Layout[] = [
-    { ...all(apiProcesses), name: `${all(apiProcesses).name} (npm start)` },
+    { ...npmStart, name: `${npmStart.name} (npm start)` },
     ...(apiProcesses + 1 <= MAX_API_PROCESSES ? [all(apiProcesses + 1)] : []),
     {
       name: 'API_PROCESSES=1 + worker process',
@@ -113,8 +113,10 @@ async function stopAll(processes: readonly Running[]): Promise<void> {
   for (const p of processes) await p.stop();
 }
 
-/** Runs every clean-up step even when one fails; the first failure is reported, not thrown. */
-async function cleanUp(steps: readonly [string, () => Promise<void>][]): Promise<void> {
+type CleanUpStep = readonly [what: string, step: () => Promise<void>];
+
+/** Runs every clean-up step even when one fails; failures are reported, not thrown. */
+async function cleanUp(steps: readonly CleanUpStep[]): Promise<void> {
   for (const [what, step] of steps) {
     try {
       await step();
@@ -149,16 +151,6 @@ async function startLayout(layout: Layout, index: number): Promise<Started> {
     // Nothing of a layout that did not start is left running (or holding its port).
     await stopAll(processes);
     throw err;
-  }
-}
-
-/** Resolves once the layout's worker has taken and settled everything queued. */
-async function drained(redis: Redis, s: Started): Promise<void> {
-  const k = new RedisKeys(s.prefix).coupon(s.couponId);
-  const deadline = Date.now() + 300_000;
-  while ((await redis.zcard(k.queue)) + (await redis.hlen(k.inflight)) > 0) {
-    if (Date.now() > deadline) throw new Error(`${s.layout.name} did not drain in 5 minutes`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -197,7 +189,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < settings.rounds; round += 1) {
       const order = round % 2 === 0 ? started : [...started].reverse();
       for (const s of order) {
-        await drained(redis, s);
+        await drained(redis, s.prefix, s.couponId, s.layout.name);
         const result = await saturateLayout(s, settings.seconds, `r${round}${RUN}`);
         s.runs.push(result.throughputRps);
         s.failed += result.non2xx + result.errors;
@@ -210,13 +202,10 @@ async function main(): Promise<void> {
     await cleanUp([
       ['stopping the services', () => stopAll(started.flatMap((s) => s.processes))],
       ['deleting the Redis keys', () => deleteKeys(redis, `${PREFIX}*`)],
-      ...layouts.map(
-        (_, i) =>
-          [`dropping ${databaseOf(i)}`, () => dropDatabase(PG_ADMIN_URL, databaseOf(i))] as [
-            string,
-            () => Promise<void>,
-          ],
-      ),
+      ...layouts.map((_, i): CleanUpStep => [
+        `dropping ${databaseOf(i)}`,
+        () => dropDatabase(PG_ADMIN_URL, databaseOf(i)),
+      ]),
     ]);
     redis.disconnect();
   }

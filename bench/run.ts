@@ -20,7 +20,6 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { RedisKeys } from '../src/infra/redis/keys.js';
 import { renderChart } from './lib/svg-chart.js';
 import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
 import { measureDrainCeiling, type CeilingStyle } from './lib/drain-ceiling.js';
@@ -28,6 +27,7 @@ import { prefillQueue } from './lib/prefill.js';
 import { describeFailure } from './lib/setup-error.js';
 import {
   createCoupon as createCouponOn,
+  drained,
   serviceEnv as serviceEnvOf,
   startService as startServiceProcess,
 } from './lib/service.js';
@@ -196,16 +196,6 @@ async function measureAccept(
     fixedRate,
     processes: peakRss(processTree(server.child.pid as number)),
   };
-}
-
-/** Resolves once the worker has taken and settled everything queued for the coupon. */
-async function drained(redis: Redis, couponId: number): Promise<void> {
-  const k = new RedisKeys(PREFIX).coupon(couponId);
-  const deadline = Date.now() + 300_000;
-  while ((await redis.zcard(k.queue)) + (await redis.hlen(k.inflight)) > 0) {
-    if (Date.now() > deadline) throw new Error('the worker did not drain the queue in 5 minutes');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 function startContender(
@@ -597,7 +587,7 @@ async function main(): Promise<void> {
         server: full,
         port: 3300,
         couponId: fullCoupon,
-        idle: () => drained(redis, fullCoupon),
+        idle: () => drained(redis, PREFIX, fullCoupon, 'the full service'),
       },
       {
         name: 'naive: FOR UPDATE',

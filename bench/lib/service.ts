@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { RedisKeys } from '../../src/infra/redis/keys.js';
 import { startProcess, type Running } from './procs.js';
 
 const ENTRY_POINT = join(import.meta.dirname, '..', '..', 'dist', 'src', 'main.js');
@@ -73,4 +75,22 @@ export async function createCoupon(
   });
   if (res.status !== 201) throw new Error(`create coupon: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: number }).id;
+}
+
+/**
+ * Resolves once the service's worker has taken and settled everything queued for the
+ * coupon (nothing queued, nothing in flight); `what` names the service in the timeout.
+ */
+export async function drained(
+  redis: Redis,
+  prefix: string,
+  couponId: number,
+  what: string,
+): Promise<void> {
+  const k = new RedisKeys(prefix).coupon(couponId);
+  const deadline = Date.now() + 300_000;
+  while ((await redis.zcard(k.queue)) + (await redis.hlen(k.inflight)) > 0) {
+    if (Date.now() > deadline) throw new Error(`${what} did not drain the queue in 5 minutes`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -8,17 +8,13 @@ import { SetupError } from './setup-error.js';
  * not answer: better than a stack trace minutes into a run, or a client retrying forever.
  */
 export async function checkStores(redisUrl: string, postgresUrl: string): Promise<void> {
-  const db = new pg.Client({ connectionString: postgresUrl, connectionTimeoutMillis: 5_000 });
   try {
-    await db.connect();
-    await db.query('SELECT 1');
+    await asAdmin(postgresUrl, ['SELECT 1']);
   } catch (err) {
     throw new SetupError(
       `PostgreSQL at ${shown(postgresUrl)} is unreachable (${(err as Error).message}). ` +
         'Start PostgreSQL (for example `docker compose up -d postgres`) or set BENCH_POSTGRES_URL.',
     );
-  } finally {
-    await db.end().catch(() => undefined);
   }
   const redis = new Redis(redisUrl, {
     lazyConnect: true,
@@ -50,7 +46,7 @@ export function databaseUrlOf(adminUrl: string, name: string): string {
 
 /** Runs statements one after another on a connection of its own to the admin database. */
 async function asAdmin(adminUrl: string, statements: readonly string[]): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
+  const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 });
   await admin.connect();
   try {
     for (const statement of statements) await admin.query(statement);
