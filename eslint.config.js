@@ -39,6 +39,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts (npm start and the build run without tsx).
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
     files: ['k6/**/*.js'],
     languageOptions: {
       globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', console: 'readonly' },

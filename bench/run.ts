@@ -11,7 +11,7 @@
  *  6. Redis bytes per pending request and the peak RSS of every process.
  *
  * Prints a table with ratios, writes bench/results/<timestamp>.json, and
- * bench/results/latest.{json,svg} for the README. Exits 1 only when a
+ * bench/results/latest.{json,svg} for docs/performance.md. Exits 1 only when a
  * correctness check fails (never because a speed target was missed).
  */
 import { execFileSync } from 'node:child_process';

@@ -18,6 +18,7 @@ import { listen } from '../src/api/server.js';
 import { createContainer } from '../src/container.js';
 import { ConfigError, loadConfig } from '../src/infra/config.js';
 import { migrateDatabase } from '../src/infra/db/migrate.js';
+import { loadEnvFile } from '../src/infra/env-file.js';
 import { createLogger } from '../src/infra/logger.js';
 import { StartupError, describeUrl } from '../src/infra/startup-error.js';
 
@@ -76,6 +77,8 @@ function demoSetting(name: string, fallback: number, min: number, max: number): 
 }
 
 async function main(): Promise<number> {
+  // Before any setting is read: the demo's own knobs may be in .env too.
+  loadEnvFile();
   const coupons = demoSetting('DEMO_COUPONS', 100, 1, 1_000_000);
   const users = demoSetting('DEMO_USERS', 1_000, 1, 100_000);
   const repeats = demoSetting('DEMO_REPEATS', 200, 0, 100_000);

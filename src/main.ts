@@ -6,6 +6,7 @@ import { listen } from './api/server.js';
 import { createContainer } from './container.js';
 import { ConfigError, loadConfig, type Config } from './infra/config.js';
 import { migrateDatabase } from './infra/db/migrate.js';
+import { loadEnvFile } from './infra/env-file.js';
 import { createLogger, type AppLogger } from './infra/logger.js';
 import { StartupError } from './infra/startup-error.js';
 import { runSupervisor, type ChildMessage } from './supervisor.js';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   if (cluster.isWorker) process.on('SIGINT', () => undefined);
   let config: Config;
   try {
+    loadEnvFile();
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {

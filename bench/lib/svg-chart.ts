@@ -1,5 +1,5 @@
 /**
- * Renders benchmark results as one self-contained SVG for the README: no
+ * Renders benchmark results as one self-contained SVG for docs/performance.md: no
  * external fonts, scripts or styles, the system sans-serif, and the same
  * bytes for the same input (no dates, random ids or locale formatting).
  *

@@ -18,7 +18,7 @@ const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode
  * They are opaque, so language rules buy nothing, and they cost a great deal
  * where the database's collation is a language one (en_US.UTF-8, the default
  * of many images and installers): PostgreSQL CPU per drained request 25 µs
- * against 16 µs (see the README). Byte order also keeps these indexes valid
+ * against 16 µs (see docs/architecture.md). Byte order also keeps these indexes valid
  * when an operating system upgrade changes the C library's collation rules.
  */
 const idText = customType<{ data: string }>({
@@ -83,7 +83,7 @@ export const issueRequests = pgTable(
   },
   // No index on coupon_id: the service never asks for a coupon's requests, and on a table
   // that takes every decided request, each index is a write per row (WAL per drained
-  // request 589 bytes with it, 524 without; see the README). A request id starts with
+  // request 589 bytes with it, 524 without; see docs/architecture.md). A request id starts with
   // "<couponId>-" and compares byte by byte, so `request_id LIKE '<couponId>-%'` finds one
   // coupon's requests through the primary key.
   (t) => [

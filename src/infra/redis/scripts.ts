@@ -1,14 +1,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { projectRoot } from '../project-root.js';
 
 export type ScriptName =
   'accept' | 'take' | 'ack' | 'compensate' | 'status' | 'load' | 'claim-expired' | 'sync';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
-const LUA_DIR = join(projectRoot(), 'src', 'infra', 'redis', 'lua');
+/**
+ * Beside this module: src/infra/redis/lua under tsx, dist/src/infra/redis/lua
+ * once built (`npm run build` copies the scripts there), so dist/ runs alone.
+ */
+const LUA_DIR = new URL('./lua/', import.meta.url);
 
 /** `<name>-<numberOfKeys>.lua`, read once per process. */
 const definitions = readdirSync(LUA_DIR)
@@ -19,7 +21,7 @@ const definitions = readdirSync(LUA_DIR)
     return {
       name: match[1] as ScriptName,
       numberOfKeys: Number(match[2]),
-      lua: readFileSync(join(LUA_DIR, file), 'utf8'),
+      lua: readFileSync(new URL(file, LUA_DIR), 'utf8'),
     };
   });
 
