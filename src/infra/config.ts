@@ -1,8 +1,10 @@
-import { availableParallelism } from 'node:os';
 import cron from 'node-cron';
 import { z } from 'zod';
 import type { FaultPoint } from '../domain/ports.js';
+import { defaultApiProcesses } from './cpu-limit.js';
 import { parseFaultPoints, type FaultAction } from './fault-points.js';
+
+const MAX_API_PROCESSES = 64;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -39,8 +41,11 @@ const schema = z
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
-    /** HTTP processes `npm start` runs (node:cluster); 1 keeps everything in one process. */
-    API_PROCESSES: integer(1, 64).default(availableParallelism()),
+    /**
+     * HTTP processes `npm start` runs (node:cluster); 1 keeps everything in one process.
+     * Unset: one per CPU this process may use (cores, bounded by the cgroup's CPU limit).
+     */
+    API_PROCESSES: integer(1, MAX_API_PROCESSES).optional(),
     /** For fault-injection tests only: refused in production. */
     FAULT_POINTS: z.string().default(''),
     /** `refuse` (default in production) or `warn` when Redis may evict keys. */
@@ -131,7 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
-    apiProcesses: e.API_PROCESSES,
+    apiProcesses: e.API_PROCESSES ?? defaultApiProcesses(MAX_API_PROCESSES),
     faultPoints: e.FAULT_POINTS
       ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
       : new Map(),
