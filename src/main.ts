@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     if (cluster.isPrimary) {
       if (config.adminTokenIsDefault) {
         logger.warn(
-          'ADMIN_TOKEN is not set: using the development token; set ADMIN_TOKEN before exposing the service',
+          'ADMIN_TOKEN is not set: using the development token, so the service listens on loopback only; set ADMIN_TOKEN to listen elsewhere (HOST)',
         );
       }
       await migrateDatabase(config.databaseUrl);
