@@ -1153,6 +1153,9 @@ function expectProblem(
   expect(body.title, where).to.be.a('string').and.not.equal('');
   expect(body.detail, where).to.be.a('string').and.not.equal('');
   expect(body.instance, where).to.be.a('string');
+  // RFC 9110 §15.5.6: a 405 names the methods the path does support; anything else does not.
+  if (status === 405) expect(answer.headers.get('allow'), where).to.match(/^[A-Z]+(, [A-Z]+)*$/);
+  else expect(answer.headers.get('allow'), where).to.equal(null);
   return body;
 }
 
