@@ -97,6 +97,22 @@ describe('start-up failures name what to fix', function () {
     }
   });
 
+  it('when HOST is not an address of this machine, then the process exits 1 naming HOST', async () => {
+    const exit = await runService({
+      DATABASE_URL: h.databaseUrl,
+      REDIS_KEY_PREFIX: h.prefix,
+      ADMIN_TOKEN: 'a-long-enough-token',
+      // TEST-NET-2 (RFC 5737): never assigned to a machine.
+      HOST: '198.51.100.7',
+      PORT: '0',
+      ROLE: 'api',
+      API_PROCESSES: '1',
+    });
+
+    expect(exit.code).to.equal(1);
+    expect(exit.output).to.contain('cannot listen on HOST=198.51.100.7 (EADDRNOTAVAIL)');
+  });
+
   it('when ADMIN_TOKEN is unset and HOST is not loopback, then the process exits 1 naming ADMIN_TOKEN and HOST', async () => {
     const exit = await runService({
       DATABASE_URL: h.databaseUrl,
