@@ -129,7 +129,7 @@ async function startInProcess(): Promise<Target> {
   const container = await createContainer(config, logger);
   let server: Server;
   try {
-    server = await listen(createApp(container.api), config.port, '127.0.0.1');
+    server = await listen(createApp(container.api), config.port, '127.0.0.1', config.http);
   } catch (err) {
     await container.close();
     throw err;

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     if (cluster.isPrimary) {
       if (config.adminTokenIsDefault) {
         logger.warn(
-          'ADMIN_TOKEN is not set: using the development token; set ADMIN_TOKEN before exposing the service',
+          'ADMIN_TOKEN is not set: using the development token, so the service listens on loopback only; set ADMIN_TOKEN to listen elsewhere (HOST)',
         );
       }
       await migrateDatabase(config.databaseUrl);
@@ -57,9 +57,10 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
   const container = await createContainer(config, logger);
   let server: Server | undefined;
   if (config.role !== 'worker') {
-    server = await listen(createApp(container.api), config.port);
+    server = await listen(createApp(container.api), config.port, config.host, config.http);
     const address = server.address();
     logger.info('listening', {
+      host: config.host,
       port: typeof address === 'object' && address ? address.port : config.port,
     });
   }
@@ -100,7 +101,13 @@ function fail(err: unknown, config: Config, logger: AppLogger): never {
   }
   const code = (err as { code?: string }).code;
   if (code === 'EADDRINUSE' || code === 'EACCES') {
-    const message = `cannot listen on PORT=${config.port} (${code}): free the port or set PORT`;
+    const message = `cannot listen on PORT=${config.port} HOST=${config.host} (${code}): free the port or set PORT`;
+    logger.error(message);
+    console.error(message);
+    process.exit(1);
+  }
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    const message = `cannot listen on HOST=${config.host} (${code}): it is not an address of this machine; set HOST`;
     logger.error(message);
     console.error(message);
     process.exit(1);

@@ -7,10 +7,11 @@ import type { GetCoupon } from '../domain/use-cases/get-coupon.js';
 import type { GetIssueRequest } from '../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-request.js';
 import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
-import { jsonBody as readJsonBody } from './json-body.js';
-import { errorHandler, sendProblem } from './problem.js';
+import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
+import { errorHandler } from './problem.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
+import { noRoute, ROUTES, serve } from './routes/route-table.js';
 
 export interface HealthReport {
   readonly redis: boolean;
@@ -42,26 +43,18 @@ export function createApp(deps: ApiDeps): Express {
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
 
-  const jsonBody = readJsonBody(16 * 1024);
+  const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
   issueRequestRoutes(app, { ...deps, jsonBody });
   app.use(couponRoutes({ ...deps, jsonBody }));
-  app.get('/health', async (_req, res) => {
+  serve(app, ROUTES.health, async (_req, res) => {
     const report = await deps.health();
     const ok = report.redis && report.postgres && report.worker?.state !== 'backing-off';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', ...report });
   });
 
-  app.use((req, res) => {
-    const known =
-      /^\/(coupons(\/[^/]+(\/(issue-requests|close|sync|consistency))?)?|issue-requests\/[^/]+|health)\/?$/.test(
-        req.path,
-      );
-    if (known)
-      sendProblem(res, 'METHOD_NOT_ALLOWED', `${req.method} is not supported on ${req.path}`);
-    else sendProblem(res, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
-  });
+  app.use(noRoute);
   app.use(errorHandler(deps.logger));
   return app;
 }

@@ -6,6 +6,9 @@ import express, {
 } from 'express';
 import { requireJson } from './validation.js';
 
+/** The largest body any route reads: a coupon or an issue request is far smaller. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The two spellings nearly every client sends; anything else takes the general path. */

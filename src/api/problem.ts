@@ -1,9 +1,15 @@
+import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Response } from 'express';
 import { DomainError, type ErrorCode, type FieldIssue } from '../domain/errors.js';
 import type { Logger } from '../domain/ports.js';
 
 export type ProblemCode =
-  ErrorCode | 'BAD_REQUEST' | 'METHOD_NOT_ALLOWED' | 'HEADERS_TOO_LARGE' | 'INTERNAL_ERROR';
+  | ErrorCode
+  | 'BAD_REQUEST'
+  | 'METHOD_NOT_ALLOWED'
+  | 'REQUEST_TIMEOUT'
+  | 'HEADERS_TOO_LARGE'
+  | 'INTERNAL_ERROR';
 
 /** The only table of HTTP statuses: domain codes never know about HTTP. */
 const STATUS: Record<ProblemCode, number> = {
@@ -17,6 +23,7 @@ const STATUS: Record<ProblemCode, number> = {
   REQUEST_LOST: 410,
   BATCH_IN_FLIGHT: 409,
   METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
   ALREADY_ISSUED: 409,
   SOLD_OUT: 409,
   EVENT_NOT_OPEN: 409,
@@ -38,6 +45,7 @@ const TITLE: Record<ProblemCode, string> = {
   REQUEST_LOST: 'The request was lost before it was decided',
   BATCH_IN_FLIGHT: 'A batch is still in flight',
   METHOD_NOT_ALLOWED: 'Method not allowed',
+  REQUEST_TIMEOUT: 'The request took too long to arrive',
   ALREADY_ISSUED: 'Already issued',
   SOLD_OUT: 'Sold out',
   EVENT_NOT_OPEN: 'The event is not open',
@@ -70,9 +78,12 @@ function problemBody(code: ProblemCode, detail: string, instance: string | undef
 /**
  * A complete HTTP/1.1 problem response as bytes, for requests Node rejects
  * before Express sees them (a URL or headers over the size limit, bytes that
- * are not HTTP).
+ * are not HTTP, a request that did not arrive in time).
  */
-export function rawProblem(code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE', detail: string): string {
+export function rawProblem(
+  code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE' | 'REQUEST_TIMEOUT',
+  detail: string,
+): string {
   const body = JSON.stringify(problemBody(code, detail, undefined));
   return (
     `HTTP/1.1 ${STATUS[code]} ${TITLE[code]}\r\n` +
@@ -81,6 +92,17 @@ export function rawProblem(code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE', detail: st
     'Connection: close\r\n\r\n' +
     body
   );
+}
+
+/** A problem answered by the HTTP server itself, before Express sees the request; then close. */
+export function writeProblem(res: ServerResponse, code: ProblemCode, detail: string): void {
+  const body = JSON.stringify(problemBody(code, detail, res.req.url));
+  res.writeHead(STATUS[code], {
+    'Content-Type': 'application/problem+json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    Connection: 'close',
+  });
+  res.end(body);
 }
 
 export function sendProblem(

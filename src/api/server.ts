@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
-import { rawProblem } from './problem.js';
+import { BODY_LIMIT_BYTES } from './json-body.js';
+import { rawProblem, writeProblem } from './problem.js';
 
 /**
  * Room for a crowd arriving in the same instant: Node's default backlog (511)
@@ -10,13 +11,72 @@ import { rawProblem } from './problem.js';
  */
 const LISTEN_BACKLOG = 8_192;
 
+/**
+ * Keep-alive longer than common load balancers' idle timeout (60 s), so they
+ * close first. Node 20 applies headersTimeout and requestTimeout from a
+ * message's first byte until it is complete, and not while a kept-alive
+ * connection waits between requests (the old advice to keep headersTimeout
+ * above keepAliveTimeout dates from Node versions that started the headers
+ * clock at the previous response); an idle connection is bounded by this
+ * timeout alone, and test/integration/http-edge.test.ts proves the two apart.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
+/** How long a client that was answered with an error may keep its socket half open. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** What one client may hold of this process. */
+export interface HttpLimits {
+  /** Time to send the request line and headers. */
+  readonly headersTimeoutMs: number;
+  /** Time to send the whole request, body included; at least headersTimeoutMs. */
+  readonly requestTimeoutMs: number;
+  /**
+   * Open connections this process accepts. Past it Node closes each new
+   * connection as soon as it is accepted, without an answer: nothing is read
+   * from it, and the client sees the connection reset and may retry, which is
+   * the cheapest refusal there is.
+   */
+  readonly maxConnections: number;
+}
+
 /** Listens, and rejects (instead of leaving a process that never serves) when the port cannot be bound. */
-export function listen(app: Express, port: number, host?: string): Promise<Server> {
-  const server = createServer(app);
-  // Keep-alive longer than common load balancers' idle timeout, so they close first.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+export function listen(
+  app: Express,
+  port: number,
+  host: string | undefined,
+  limits: HttpLimits,
+): Promise<Server> {
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      // Node looks for expired requests on this interval (30 s by default, which
+      // would let a 10 s timeout run to 40 s); the check walks only connections
+      // with a request under way.
+      connectionsCheckingInterval: Math.max(
+        10,
+        Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)),
+      ),
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
   server.on('clientError', answerClientError);
+  server.on('checkContinue', (req, res) => {
+    // No route reads more than this: refuse before the client sends the body, not after.
+    if (Number(req.headers['content-length']) > BODY_LIMIT_BYTES) {
+      writeProblem(
+        res,
+        'PAYLOAD_TOO_LARGE',
+        `the body must not exceed ${BODY_LIMIT_BYTES} bytes; it was not sent`,
+      );
+      return;
+    }
+    res.writeContinue();
+    app(req, res);
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
@@ -26,15 +86,34 @@ export function listen(app: Express, port: number, host?: string): Promise<Serve
   });
 }
 
-/** Node's own answer to a request it cannot parse is a bare status line; answer problem+json instead. */
+/**
+ * Node's own answer to a request it cannot parse, or one that took too long,
+ * is a bare status line; answer problem+json instead, and close.
+ */
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  // Nothing can be said to a client that is gone, or that already has part of another answer.
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
-  socket.end(
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? rawProblem('HEADERS_TOO_LARGE', 'the URL and headers must fit in 16 kB')
-      : rawProblem('BAD_REQUEST', 'the request is not valid HTTP'),
-  );
+  socket.end(clientErrorAnswer(err.code));
+  // A client that never closes its side must not keep the connection.
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+function clientErrorAnswer(code: string | undefined): string {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return rawProblem(
+        'REQUEST_TIMEOUT',
+        'the request was not received in time (see HTTP_HEADERS_TIMEOUT_MS and HTTP_REQUEST_TIMEOUT_MS)',
+      );
+    case 'HPE_HEADER_OVERFLOW':
+      return rawProblem('HEADERS_TOO_LARGE', 'the URL and headers must fit in 16 kB');
+    default:
+      return rawProblem('BAD_REQUEST', 'the request is not valid HTTP');
+  }
 }

@@ -1,8 +1,11 @@
-import { availableParallelism } from 'node:os';
+import { BlockList, isIP } from 'node:net';
 import cron from 'node-cron';
 import { z } from 'zod';
 import type { FaultPoint } from '../domain/ports.js';
+import { defaultApiProcesses } from './cpu-limit.js';
 import { parseFaultPoints, type FaultAction } from './fault-points.js';
+
+const MAX_API_PROCESSES = 64;
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -10,6 +13,23 @@ const schema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     PORT: integer(0, 65535).default(3000),
+    /**
+     * The address to listen on. Loopback by default: the development token is
+     * well known, so a service using it must not be reachable from elsewhere.
+     */
+    HOST: z
+      .string()
+      .refine(
+        (v) => isIP(v) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v),
+        'must be an IP address or a host name',
+      )
+      .default('127.0.0.1'),
+    /** Time a client has to send a request's headers; past it, 408 and the connection closes. */
+    HTTP_HEADERS_TIMEOUT_MS: integer(10, 600_000).default(10_000),
+    /** Time a client has to send a whole request (headers and body); past it, 408. */
+    HTTP_REQUEST_TIMEOUT_MS: integer(10, 3_600_000).default(10_000),
+    /** Open connections one API process accepts; further ones are closed at once. */
+    HTTP_MAX_CONNECTIONS: integer(1, 1_000_000).default(10_000),
     REDIS_URL: z
       .string()
       .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
@@ -39,8 +59,11 @@ const schema = z
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
-    /** HTTP processes `npm start` runs (node:cluster); 1 keeps everything in one process. */
-    API_PROCESSES: integer(1, 64).default(availableParallelism()),
+    /**
+     * HTTP processes `npm start` runs (node:cluster); 1 keeps everything in one process.
+     * Unset: one per CPU this process may use (cores, bounded by the cgroup's CPU limit).
+     */
+    API_PROCESSES: integer(1, MAX_API_PROCESSES).optional(),
     /** For fault-injection tests only: refused in production. */
     FAULT_POINTS: z.string().default(''),
     /** `refuse` (default in production) or `warn` when Redis may evict keys. */
@@ -49,6 +72,21 @@ const schema = z
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_TOKEN'], message: 'is required in production' });
+    } else if (!env.ADMIN_TOKEN && env.ROLE !== 'worker' && !isLoopback(env.HOST)) {
+      // Anyone who can reach the port could open events and close them with a token
+      // printed in the README. A worker process listens on nothing, so it is left alone.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ADMIN_TOKEN'],
+        message: `is not set, so the development token is in use, and HOST=${JSON.stringify(env.HOST)} is not a loopback address: set ADMIN_TOKEN, or HOST=127.0.0.1 to keep the development token`,
+      });
+    }
+    if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HTTP_HEADERS_TIMEOUT_MS'],
+        message: `must not exceed HTTP_REQUEST_TIMEOUT_MS (${env.HTTP_REQUEST_TIMEOUT_MS})`,
+      });
     }
     if (env.FAULT_POINTS) {
       const parsed = parseFaultPoints(env.FAULT_POINTS);
@@ -69,6 +107,13 @@ export type Env = z.infer<typeof schema>;
 export interface Config {
   readonly nodeEnv: Env['NODE_ENV'];
   readonly port: number;
+  readonly host: string;
+  /** Bounds on what one client may hold of an API process (see src/api/server.ts). */
+  readonly http: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly maxConnections: number;
+  };
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
   readonly redisCommandTimeoutMs: number;
@@ -91,6 +136,39 @@ export interface Config {
 
 export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token-change-me';
 
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** Whether only this machine can connect to an address (RFC 6761 keeps `localhost` on loopback). */
+export function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 0) return false;
+  return LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD/;
+
+/**
+ * A setting's value as an error may print it: secrets not at all, and no
+ * password from anything shaped like a URL or a connection string, even one
+ * too malformed to parse (which is when it gets printed).
+ */
+function mask(name: string, value: string): string {
+  if (SECRET_NAME.test(name)) return '***';
+  let shown = value.replace(/\b(password|passwd|pass|pwd)=[^\s&;]*/gi, '$1=***');
+  const at = shown.lastIndexOf('@');
+  if (at >= 0) {
+    const scheme = shown.indexOf('://');
+    const start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
+    const colon = shown.indexOf(':', start);
+    if (colon >= 0 && colon < at) shown = `${shown.slice(0, colon)}:***${shown.slice(at)}`;
+  }
+  return shown;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -109,7 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => {
         const name = issue.path.join('.') || '(environment)';
         const value = present[String(issue.path[0])];
-        return `${name}${value === undefined ? '' : `=${JSON.stringify(name === 'ADMIN_TOKEN' ? '***' : value)}`}: ${issue.message}`;
+        return `${name}${value === undefined ? '' : `=${JSON.stringify(mask(name, value))}`}: ${issue.message}`;
       }),
     );
   }
@@ -117,6 +195,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
+    host: e.HOST,
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+    },
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
@@ -131,7 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
-    apiProcesses: e.API_PROCESSES,
+    apiProcesses: e.API_PROCESSES ?? defaultApiProcesses(MAX_API_PROCESSES),
     faultPoints: e.FAULT_POINTS
       ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
       : new Map(),

@@ -531,8 +531,6 @@ const AUTH_VARIANTS: readonly (readonly [string, string | undefined])[] = [
   ['an empty authorization header', ''],
   ['"Bearer" and no token', 'Bearer'],
   ['"Bearer " and no token', 'Bearer '],
-  ['a lowercase "bearer" scheme', `bearer ${T}`],
-  ['an uppercase "BEARER" scheme', `BEARER ${T}`],
   ['Basic credentials', `Basic ${Buffer.from(`admin:${T}`).toString('base64')}`],
   ['the token under Basic', `Basic ${T}`],
   ['the token without a scheme', T],
@@ -541,7 +539,6 @@ const AUTH_VARIANTS: readonly (readonly [string, string | undefined])[] = [
   ['the token with a suffix', `Bearer ${T}x`],
   ['the token missing its last character', `Bearer ${T.slice(0, -1)}`],
   ['the token in upper case', `Bearer ${T.toUpperCase()}`],
-  ['two spaces before the token', `Bearer  ${T}`],
   ['the token twice', `Bearer ${T} ${T}`],
   ['the token in quotes', `Bearer "${T}"`],
   ['a 4000-character token', `Bearer ${'x'.repeat(4000)}`],
@@ -930,7 +927,6 @@ const closeCases: Case[] = [
     [
       ['no authorization header', undefined],
       ['"Bearer" and no token', 'Bearer'],
-      ['a lowercase "bearer" scheme', `bearer ${T}`],
       ['Basic credentials', `Basic ${Buffer.from(`admin:${T}`).toString('base64')}`],
       ['a wrong token', 'Bearer not-the-admin-token'],
     ] as [string, string | undefined][]
@@ -1157,6 +1153,9 @@ function expectProblem(
   expect(body.title, where).to.be.a('string').and.not.equal('');
   expect(body.detail, where).to.be.a('string').and.not.equal('');
   expect(body.instance, where).to.be.a('string');
+  // RFC 9110 §15.5.6: a 405 names the methods the path does support; anything else does not.
+  if (status === 405) expect(answer.headers.get('allow'), where).to.match(/^[A-Z]+(, [A-Z]+)*$/);
+  else expect(answer.headers.get('allow'), where).to.equal(null);
   return body;
 }
 
@@ -1604,8 +1603,8 @@ interface World {
 
 /** Wrong ways to present the operator token; a quarter of the fuzzed POST /coupons use one. */
 const WRONG_AUTH = [
-  `bearer ${ADMIN_TOKEN}`,
   `Basic ${ADMIN_TOKEN}`,
+  `Bearer: ${ADMIN_TOKEN}`,
   'Bearer',
   'Bearer wrong',
   `Bearer ${ADMIN_TOKEN}0`,

@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { DEVELOPMENT_ADMIN_TOKEN } from '../../src/infra/config.js';
 import { startHarness, type Harness } from '../support/harness.js';
+import { http } from '../support/http.js';
+import { deploymentOf, ProcessFleet } from '../support/processes.js';
 
 interface Exit {
   code: number | null;
@@ -90,6 +94,82 @@ describe('start-up failures name what to fix', function () {
       expect(exit.output).to.contain(`PORT=${port}`);
     } finally {
       blocker.close();
+    }
+  });
+
+  it('when HOST is not an address of this machine, then the process exits 1 naming HOST', async () => {
+    const exit = await runService({
+      DATABASE_URL: h.databaseUrl,
+      REDIS_KEY_PREFIX: h.prefix,
+      ADMIN_TOKEN: 'a-long-enough-token',
+      // TEST-NET-2 (RFC 5737): never assigned to a machine.
+      HOST: '198.51.100.7',
+      PORT: '0',
+      ROLE: 'api',
+      API_PROCESSES: '1',
+    });
+
+    expect(exit.code).to.equal(1);
+    expect(exit.output).to.contain('cannot listen on HOST=198.51.100.7 (EADDRNOTAVAIL)');
+  });
+
+  it('when ADMIN_TOKEN is unset and HOST is not loopback, then the process exits 1 naming ADMIN_TOKEN and HOST', async () => {
+    const exit = await runService({
+      DATABASE_URL: h.databaseUrl,
+      REDIS_KEY_PREFIX: h.prefix,
+      HOST: '0.0.0.0',
+      PORT: '0',
+    });
+
+    expect(exit.code).to.equal(1);
+    expect(exit.output).to.contain('ADMIN_TOKEN');
+    expect(exit.output).to.contain('HOST="0.0.0.0" is not a loopback address');
+    expect(exit.output).to.contain('set ADMIN_TOKEN, or HOST=127.0.0.1');
+  });
+});
+
+describe('the development token stays on this machine', function () {
+  this.timeout(60_000);
+  let h: Harness;
+  let fleet: ProcessFleet;
+
+  before(async () => {
+    h = await startHarness();
+    fleet = new ProcessFleet(deploymentOf(h));
+  });
+  afterEach(async () => {
+    await fleet.stopAll();
+  });
+  after(async () => {
+    await h.cleanup();
+  });
+
+  it('when neither ADMIN_TOKEN nor HOST is set, then the service starts on loopback only and the development token opens it there', async () => {
+    const api = await fleet.start({ role: 'api', env: { ADMIN_TOKEN: '', HOST: '' } });
+    const listening = await api.waitForMessage('listening');
+
+    expect(listening.json?.host).to.equal('127.0.0.1');
+    const res = await http(api.baseUrl, 'POST', '/coupons', {
+      headers: { authorization: `Bearer ${DEVELOPMENT_ADMIN_TOKEN}` },
+      body: { name: 'Local', totalQuantity: 1 },
+    });
+    expect(res.status).to.equal(201);
+    const { rows } = await h.container.pool.query('SELECT name FROM coupons');
+    expect(rows).to.deep.equal([{ name: 'Local' }]);
+
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal);
+    if (external) {
+      const refused = await new Promise<string>((resolve) => {
+        const socket = connect(api.port as number, external.address);
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve('connected');
+        });
+        socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      expect(refused, `connecting to ${external.address}`).to.equal('ECONNREFUSED');
     }
   });
 });

@@ -67,7 +67,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
   });
   const container = await createContainer(config, logger, options.overrides);
-  const server: Server = await listen(createApp(container.api), 0, '127.0.0.1');
+  const server: Server = await listen(createApp(container.api), 0, '127.0.0.1', config.http);
   const { port } = server.address() as AddressInfo;
 
   return {

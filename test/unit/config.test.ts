@@ -1,6 +1,17 @@
 import { expect } from 'chai';
 import { ConfigError, DEVELOPMENT_ADMIN_TOKEN, loadConfig } from '../../src/infra/config.js';
 
+/** The ConfigError loading this environment throws. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
 describe('configuration', () => {
   it('when nothing is set, then the documented defaults apply', () => {
     const config = loadConfig({});
@@ -20,6 +31,12 @@ describe('configuration', () => {
       adminToken: DEVELOPMENT_ADMIN_TOKEN,
       adminTokenIsDefault: true,
       redisCommandTimeoutMs: 1000,
+      host: '127.0.0.1',
+    });
+    expect(config.http).to.deep.equal({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 10_000,
+      maxConnections: 10_000,
     });
   });
 
@@ -101,5 +118,139 @@ describe('configuration', () => {
 
   it('when a variable is set to an empty string, then it counts as unset', () => {
     expect(loadConfig({ PORT: '', BATCH_SIZE: '' })).to.include({ port: 3000, batchSize: 2000 });
+  });
+
+  it('when the HTTP settings are set, then they are parsed', () => {
+    const config = loadConfig({
+      HOST: '0.0.0.0',
+      ADMIN_TOKEN: 'a-long-enough-token',
+      HTTP_HEADERS_TIMEOUT_MS: '2000',
+      HTTP_REQUEST_TIMEOUT_MS: '5000',
+      HTTP_MAX_CONNECTIONS: '50',
+    });
+
+    expect(config.host).to.equal('0.0.0.0');
+    expect(config.http).to.deep.equal({
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 5000,
+      maxConnections: 50,
+    });
+  });
+
+  it('when the headers timeout exceeds the request timeout, then start-up is refused naming both', () => {
+    const error = configError({ HTTP_HEADERS_TIMEOUT_MS: '6000', HTTP_REQUEST_TIMEOUT_MS: '5000' });
+
+    expect(error.message).to.match(
+      /HTTP_HEADERS_TIMEOUT_MS="6000": must not exceed HTTP_REQUEST_TIMEOUT_MS \(5000\)/,
+    );
+  });
+
+  it('when HOST is not an address or a host name, then start-up is refused', () => {
+    expect(configError({ HOST: 'http://0.0.0.0' }).message).to.contain('HOST="http://0.0.0.0"');
+  });
+
+  describe('the development token and the listening address', () => {
+    const TOKEN = 'a-long-enough-token';
+    const cases: [string, Record<string, string>, 'starts' | RegExp][] = [
+      ['nothing is set (loopback by default)', {}, 'starts'],
+      ['HOST=127.0.0.1', { HOST: '127.0.0.1' }, 'starts'],
+      ['HOST=127.0.0.2 (all of 127/8 is loopback)', { HOST: '127.0.0.2' }, 'starts'],
+      ['HOST=::1', { HOST: '::1' }, 'starts'],
+      ['HOST=localhost', { HOST: 'localhost' }, 'starts'],
+      ['HOST=0.0.0.0 and ADMIN_TOKEN is set', { HOST: '0.0.0.0', ADMIN_TOKEN: TOKEN }, 'starts'],
+      [
+        'HOST=0.0.0.0 for a worker, which listens on nothing',
+        { HOST: '0.0.0.0', ROLE: 'worker' },
+        'starts',
+      ],
+      ['HOST=0.0.0.0 without ADMIN_TOKEN', { HOST: '0.0.0.0' }, /ADMIN_TOKEN: .*HOST="0\.0\.0\.0"/],
+      ['HOST=:: without ADMIN_TOKEN', { HOST: '::' }, /HOST="::" is not a loopback address/],
+      ['HOST=10.1.2.3 without ADMIN_TOKEN', { HOST: '10.1.2.3' }, /HOST="10\.1\.2\.3"/],
+      [
+        'HOST=coupons.internal without ADMIN_TOKEN',
+        { HOST: 'coupons.internal' },
+        /HOST="coupons\.internal"/,
+      ],
+      ['HOST=::ffff:10.0.0.1 without ADMIN_TOKEN', { HOST: '::ffff:10.0.0.1' }, /HOST=/],
+      [
+        'ROLE=api and HOST=0.0.0.0 without ADMIN_TOKEN',
+        { ROLE: 'api', HOST: '0.0.0.0' },
+        /ADMIN_TOKEN/,
+      ],
+      [
+        'NODE_ENV=production on loopback without ADMIN_TOKEN',
+        { NODE_ENV: 'production' },
+        /ADMIN_TOKEN: is required in production/,
+      ],
+      [
+        'NODE_ENV=production and HOST=0.0.0.0 without ADMIN_TOKEN',
+        { NODE_ENV: 'production', HOST: '0.0.0.0' },
+        /ADMIN_TOKEN: is required in production/,
+      ],
+    ];
+    for (const [when, env, expected] of cases) {
+      if (expected === 'starts') {
+        it(`when ${when}, then the configuration loads`, () => {
+          expect(() => loadConfig(env)).not.to.throw();
+        });
+      } else {
+        it(`when ${when}, then start-up is refused naming ADMIN_TOKEN and what to set`, () => {
+          const error = configError(env);
+
+          expect(error.message).to.match(expected);
+          expect(error.problems).to.have.length(1);
+          if (env.NODE_ENV !== 'production') {
+            expect(error.message).to.contain('set ADMIN_TOKEN, or HOST=127.0.0.1');
+          }
+        });
+      }
+    }
+  });
+
+  describe('secrets in error messages', () => {
+    const cases: [string, Record<string, string>, string][] = [
+      [
+        'a REDIS_URL with the wrong scheme',
+        { REDIS_URL: 'http://admin:hunter2@redis:6379' },
+        'hunter2',
+      ],
+      ['a REDIS_URL without its scheme', { REDIS_URL: 'admin:hunter2@redis:6379' }, 'hunter2'],
+      [
+        'a REDIS_URL with a mistyped scheme',
+        { REDIS_URL: 'redis//:hunter2@redis:6379' },
+        'hunter2',
+      ],
+      [
+        'a REDIS_URL whose password holds @ and :',
+        { REDIS_URL: 'redis:/admin:hun@ter:2@redis:6379' },
+        'hun@ter:2',
+      ],
+      [
+        'a DATABASE_URL with the wrong scheme',
+        { DATABASE_URL: 'mysql://app:s3cret@db/coupons' },
+        's3cret',
+      ],
+      [
+        'a DATABASE_URL in key=value form',
+        { DATABASE_URL: 'host=db user=app password=s3cret dbname=coupons' },
+        's3cret',
+      ],
+      ['a short ADMIN_TOKEN', { ADMIN_TOKEN: 'tiny-secret' }, 'tiny-secret'],
+    ];
+    for (const [when, env, secret] of cases) {
+      it(`when ${when} is refused, then the message names the variable and never holds the password`, () => {
+        const error = configError(env);
+        const name = Object.keys(env)[0] as string;
+
+        expect(error.message).to.contain(`${name}=`);
+        expect(error.message).not.to.contain(secret);
+      });
+    }
+
+    it('when a malformed URL is refused, then what it holds besides the password is shown', () => {
+      expect(configError({ REDIS_URL: 'http://admin:hunter2@redis:6379' }).message).to.contain(
+        'REDIS_URL="http://admin:***@redis:6379"',
+      );
+    });
   });
 });

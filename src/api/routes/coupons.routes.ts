@@ -7,6 +7,7 @@ import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
 import { requireAdmin } from '../admin-auth.js';
 import { presentCoupon } from '../presenters.js';
 import { couponIdParam, createCouponBody, parse } from '../validation.js';
+import { ROUTES, serve } from './route-table.js';
 
 export function couponRoutes(deps: {
   createCoupon: CreateCoupon;
@@ -20,36 +21,42 @@ export function couponRoutes(deps: {
 }): Router {
   const router = Router({ caseSensitive: true });
 
-  router.post('/coupons', requireAdmin(deps.adminToken), deps.jsonBody, async (req, res) => {
-    const body = parse(createCouponBody, req.body, 'body');
-    const coupon = await deps.createCoupon.execute(body);
-    const presented = presentCoupon(coupon);
-    res.status(201).location(`/coupons/${coupon.id}`).json({
-      id: presented.id,
-      name: presented.name,
-      totalQuantity: presented.totalQuantity,
-      startsAt: presented.startsAt,
-      endsAt: presented.endsAt,
-      status: presented.status,
-    });
-  });
+  serve(
+    router,
+    ROUTES.createCoupon,
+    requireAdmin(deps.adminToken),
+    deps.jsonBody,
+    async (req, res) => {
+      const body = parse(createCouponBody, req.body, 'body');
+      const coupon = await deps.createCoupon.execute(body);
+      const presented = presentCoupon(coupon);
+      res.status(201).location(`/coupons/${coupon.id}`).json({
+        id: presented.id,
+        name: presented.name,
+        totalQuantity: presented.totalQuantity,
+        startsAt: presented.startsAt,
+        endsAt: presented.endsAt,
+        status: presented.status,
+      });
+    },
+  );
 
-  router.get('/coupons/:couponId', async (req, res) => {
+  serve(router, ROUTES.getCoupon, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
   });
 
-  router.post('/coupons/:couponId/close', requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.closeCoupon, requireAdmin(deps.adminToken), async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
   });
 
-  router.post('/coupons/:couponId/sync', requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.syncCoupon, requireAdmin(deps.adminToken), async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.syncCoupon.execute(couponId));
   });
 
-  router.get('/coupons/:couponId/consistency', requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.checkConsistency, requireAdmin(deps.adminToken), async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.checkConsistency.execute(couponId));
   });

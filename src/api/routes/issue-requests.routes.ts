@@ -4,6 +4,7 @@ import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-req
 import { presentIssueRequest } from '../presenters.js';
 import { sendJson } from '../respond.js';
 import { couponIdParam, issueRequestBody, parse } from '../validation.js';
+import { ROUTES, serve } from './route-table.js';
 
 /**
  * The accept and status endpoints, registered straight on `router` (the app
@@ -20,7 +21,7 @@ export function issueRequestRoutes(
     jsonBody: RequestHandler;
   },
 ): void {
-  router.post('/coupons/:couponId/issue-requests', deps.jsonBody, async (req, res) => {
+  serve(router, ROUTES.submitIssueRequest, deps.jsonBody, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     const { userId } = parse(issueRequestBody, req.body, 'body');
     const submitted = await deps.submitIssueRequest.execute(couponId, userId);
@@ -38,7 +39,7 @@ export function issueRequestRoutes(
     );
   });
 
-  router.get('/issue-requests/:requestId', async (req, res) => {
+  serve(router, ROUTES.getIssueRequest, async (req, res) => {
     const view = await deps.getIssueRequest.execute(String(req.params.requestId));
     sendJson(res, 200, presentIssueRequest(view));
   });
