@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
+import { expectNoStrayExpiry } from '../support/state.js';
 
 const byNumber = (a: number, b: number) => a - b;
 
@@ -75,6 +76,7 @@ describe("the worker's rounds over many coupons", () => {
     expect(await loaded()).to.deep.equal([open]);
     const decided = await http(h.baseUrl, 'GET', `/issue-requests/${waiting.body.requestId}`);
     expect([decided.body.status, decided.body.reason]).to.deep.equal(['REJECTED', 'EVENT_CLOSED']);
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when a coupon has left the rounds, then its requests are still refused and nothing is queued for it', async () => {

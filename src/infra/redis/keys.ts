@@ -54,6 +54,15 @@ export class RedisKeys {
     return `${this.prefix}coupons:active`;
   }
 
+  /**
+   * Whether a key is meant to carry an expiry. Only scratch sets do: every
+   * other key lives until the service deletes it, and one that expired would
+   * silently forget state (an issued set gone lets issued users in again).
+   */
+  mayExpire(key: string): boolean {
+    return /^coupon:\{\d+\}:scratch:/.test(key.slice(this.prefix.length));
+  }
+
   /** Pattern matching every key of this deployment (for tests and tooling). */
   all(): string {
     return `${this.prefix}*`;

@@ -3,7 +3,8 @@
 
   KEYS[1] meta      HASH  total, stock, startsAt, endsAt, closed, epoch, since
   KEYS[2] issued    SET   user ids already issued
-  KEYS[3] scratch   SET   the issued users from PostgreSQL, built beforehand (may not exist)
+  KEYS[3] scratch   SET   the issued users from PostgreSQL, built beforehand (may not exist);
+                        it carries an expiry, which the live set must not inherit
 
   ARGV[1] total quantity
   ARGV[2] remaining stock
@@ -25,6 +26,8 @@ if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('RENAME', KEYS[3], KEYS[2])
+  -- RENAME keeps the scratch key's expiry: the live set must not vanish with it.
+  redis.call('PERSIST', KEYS[2])
 else
   redis.call('DEL', KEYS[2])
 end

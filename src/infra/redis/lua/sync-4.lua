@@ -5,7 +5,8 @@
 
   KEYS[1] meta      HASH  total, stock, paused, ...
   KEYS[2] issued    SET   user ids already issued
-  KEYS[3] scratch   SET   the issued users from PostgreSQL (may not exist: nobody issued)
+  KEYS[3] scratch   SET   the issued users from PostgreSQL (may not exist: nobody issued);
+                        it carries an expiry, which the live set must not inherit
   KEYS[4] leases    ZSET  batch id -> lease expiry
 
   ARGV[1] total quantity
@@ -22,6 +23,8 @@ end
 local before = redis.call('HGET', KEYS[1], 'stock') or ''
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('RENAME', KEYS[3], KEYS[2])
+  -- RENAME keeps the scratch key's expiry: the live set must not vanish with it.
+  redis.call('PERSIST', KEYS[2])
 else
   redis.call('DEL', KEYS[2])
 end
