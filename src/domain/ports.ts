@@ -94,6 +94,11 @@ export interface IssueQueue {
    * (closed or past their end, nothing queued, nothing in flight); returns them.
    */
   retireFinished(): Promise<number[]>;
+  /**
+   * Puts back in the worker's rounds those of these coupons whose gate is
+   * loaded but which are missing from the rounds and not finished; returns them.
+   */
+  reactivate(couponIds: readonly number[]): Promise<number[]>;
   /** Pops up to `size` requests in arrival order, decides them and leases the batch. */
   take(
     couponId: number,

@@ -86,6 +86,40 @@ export class RedisIssueQueue implements IssueQueue {
     return finished;
   }
 
+  /**
+   * Read per coupon in one MULTI, like retireFinished, so that "finished" means
+   * the same here as there and a coupon is never re-added only to be retired.
+   */
+  async reactivate(couponIds: readonly number[]): Promise<number[]> {
+    const missing: number[] = [];
+    for (let from = 0; from < couponIds.length; from += RETIRE_CHUNK) {
+      const chunk = couponIds.slice(from, from + RETIRE_CHUNK);
+      const state = await redisCall(async () => {
+        const tx = this.redis.multi().time();
+        for (const id of chunk) {
+          const k = this.keys.coupon(id);
+          tx.hmget(k.meta, 'stock', 'closed', 'endsAt')
+            .zcard(k.queue)
+            .zcard(k.leases)
+            .sismember(this.keys.activeCoupons(), id);
+        }
+        return replies(await tx.exec());
+      });
+      const nowMs = timeReplyMs(state[0] as string[]);
+      chunk.forEach((id, i) => {
+        const [stock, closed, endsAt] = state[1 + 4 * i] as (string | null)[];
+        if (stock === null || stock === undefined || Number(state[4 + 4 * i]) === 1) return;
+        const ended = closed === '1' || (!!endsAt && Number(endsAt) <= nowMs);
+        const idle = Number(state[2 + 4 * i]) === 0 && Number(state[3 + 4 * i]) === 0;
+        if (!(ended && idle)) missing.push(id);
+      });
+    }
+    if (missing.length > 0) {
+      await redisCall(() => this.redis.sadd(this.keys.activeCoupons(), ...missing));
+    }
+    return missing;
+  }
+
   private async loadedCoupons(): Promise<number[]> {
     const ids = await redisCall(() => this.redis.smembers(this.keys.activeCoupons()));
     return ids.map(Number).sort((a, b) => a - b);

@@ -1,10 +1,13 @@
 --[[
-  Writes a coupon's gate state, unless it is already there.
+  Writes a coupon's gate state, unless it is already there, and puts the
+  coupon in the worker's rounds, in one step: a gate loaded but missing from
+  the rounds would hold accepted requests that no worker ever decides.
 
   KEYS[1] meta      HASH  total, stock, startsAt, endsAt, closed, epoch, since
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] scratch   SET   the issued users from PostgreSQL, built beforehand (may not exist);
                         it carries an expiry, which the live set must not inherit
+  KEYS[4] active    SET   coupon ids the worker drains (one set for the deployment)
 
   ARGV[1] total quantity
   ARGV[2] remaining stock
@@ -12,6 +15,7 @@
   ARGV[4] endsAt ms or ''
   ARGV[5] 1 if the event is closed, else 0
   ARGV[6] epoch: a fresh random id naming this load of the gate
+  ARGV[7] the coupon id, for KEYS[4]
 
   Returns 1 when loaded now, 0 when the gate was already there.
 
@@ -19,7 +23,13 @@
   a loaded gate; the close is kept. `since` is the Redis time (microseconds)
   of the load: a request that arrived before it and is neither in Redis nor in
   PostgreSQL was lost with an earlier Redis.
+
+  Not Redis Cluster safe: KEYS[4] is outside the coupon's hash slot. On one
+  Redis (or a primary with replicas) the script is atomic; on a cluster it
+  would need the rounds kept per slot.
 ]]
+-- The gate already there is put in the rounds too: the rounds may have lost it.
+redis.call('SADD', KEYS[4], ARGV[7])
 if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then
   redis.call('DEL', KEYS[3])
   return 0
