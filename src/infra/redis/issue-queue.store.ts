@@ -135,7 +135,7 @@ export class RedisIssueQueue implements IssueQueue {
     const reply = (await redisCall(() =>
       this.scripts.run(
         'take',
-        [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases],
+        [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases, k.sync],
         [size, leaseMs, batchId],
       ),
     )) as string | null;

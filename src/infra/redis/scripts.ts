@@ -4,7 +4,15 @@ import type { Redis } from 'ioredis';
 import { projectRoot } from '../project-root.js';
 
 export type ScriptName =
-  'accept' | 'take' | 'ack' | 'compensate' | 'status' | 'load' | 'claim-expired' | 'sync';
+  | 'accept'
+  | 'take'
+  | 'ack'
+  | 'compensate'
+  | 'status'
+  | 'load'
+  | 'claim-expired'
+  | 'sync'
+  | 'unlock-sync';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 

@@ -46,5 +46,5 @@ if redis.call('HGET', KEYS[1], 'closed') == '1' then closed = '1' end
 local time = redis.call('TIME')
 local since = string.format('%.0f', tonumber(time[1]) * 1000000 + tonumber(time[2]))
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
-  'closed', closed, 'epoch', ARGV[6], 'since', since, 'paused', '0')
+  'closed', closed, 'epoch', ARGV[6], 'since', since)
 return 1
