@@ -57,7 +57,7 @@ export class SyncCoupon {
   }
 
   /** Longer than a sync can take while its lock is held, waiting for batches included. */
-  get lockMs(): number {
+  private get lockMs(): number {
     return this.deps.leaseMs + SETTLE_EXTRA_MS + LOCK_EXTRA_MS;
   }
 
