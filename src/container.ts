@@ -19,6 +19,7 @@ import { CreateCoupon } from './domain/use-cases/create-coupon.js';
 import { GetCoupon } from './domain/use-cases/get-coupon.js';
 import { GetIssueRequest } from './domain/use-cases/get-issue-request.js';
 import { ProcessNextBatch } from './domain/use-cases/process-next-batch.js';
+import { ReactivateLiveCoupons } from './domain/use-cases/reactivate-live-coupons.js';
 import { RecoverExpiredBatches } from './domain/use-cases/recover-expired-batches.js';
 import { RestoreGates } from './domain/use-cases/restore-gates.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
@@ -176,6 +177,7 @@ export async function createContainer(
     processNextBatch,
     recover,
     restoreGates: new RestoreGates({ coupons, maintenance, loader, sync: syncCoupon, logger }),
+    reactivate: new ReactivateLiveCoupons({ coupons, queue }),
     logger,
     settings: {
       batchSize: config.batchSize,

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'REQUEST_NOT_FOUND'
   | 'REQUEST_LOST'
   | 'BATCH_IN_FLIGHT'
+  | 'SYNC_IN_PROGRESS'
+  | 'SYNC_LOCK_LOST'
   | 'ALREADY_ISSUED'
   | 'SOLD_OUT'
   | 'EVENT_NOT_OPEN'

@@ -85,7 +85,10 @@ export function gateDrift(redis: GateSnapshot | null, postgres: CouponGateState)
     });
   }
   if (redis.paused) {
-    drift.push({ code: 'DRAINING_PAUSED', detail: 'draining is paused (a sync is running)' });
+    drift.push({
+      code: 'DRAINING_PAUSED',
+      detail: 'draining is paused: a sync holds the coupon (its lock expires if the sync died)',
+    });
   }
   return drift;
 }

@@ -39,6 +39,7 @@ export interface GateSnapshot {
   readonly expiredLeases: number;
   /** Users decided ISSUED in batches not yet settled (PostgreSQL may or may not hold them yet). */
   readonly inflightIssuedUserIds: readonly string[];
+  /** A sync holds the coupon: no batch is taken until it ends (or its lock expires). */
   readonly paused: boolean;
   readonly closed: boolean;
 }
@@ -46,11 +47,19 @@ export interface GateSnapshot {
 /** Operator-side access to the gate: inspecting it and rebuilding it from PostgreSQL. */
 export interface GateMaintenance {
   inspect(couponId: number): Promise<GateSnapshot | null>;
-  /** Stops draining the coupon (taking returns nothing) until replace() or resume(). */
-  pause(couponId: number): Promise<void>;
-  resume(couponId: number): Promise<void>;
-  /** Swaps in PostgreSQL's stock and issued set and resumes draining; false while a batch is in flight. */
-  replace(state: CouponGateState): Promise<boolean>;
+  /**
+   * Takes the coupon's sync lock for `ttlMs`, across every process sharing
+   * this Redis: no batch of the coupon is taken while it is held. Returns the
+   * lock's token, or null while another sync holds it.
+   */
+  lockSync(couponId: number, ttlMs: number): Promise<string | null>;
+  /** Releases the lock if `token` still holds it. */
+  unlockSync(couponId: number, token: string): Promise<void>;
+  /**
+   * Swaps in PostgreSQL's stock and issued set and releases the lock, in one
+   * step, provided `token` still holds the lock and no batch is in flight.
+   */
+  replace(state: CouponGateState, token: string): Promise<SyncApplied>;
   /**
    * Notes that this Redis is the one the service has been using. Returns false
    * when the marker was missing: Redis is new or lost its data.
@@ -59,6 +68,14 @@ export interface GateMaintenance {
   /** Identifies the running Redis server; it changes when Redis restarts. */
   serverRunId(): Promise<string>;
 }
+
+/**
+ * - `replaced`: the gate now holds the snapshot and draining resumed;
+ * - `batchInFlight`: nothing changed; settle the batch and try again;
+ * - `lockLost`: nothing changed; the lock expired, so the snapshot may be
+ *   older than what the gate holds by now.
+ */
+export type SyncApplied = 'replaced' | 'batchInFlight' | 'lockLost';
 
 export interface BatchItem {
   readonly userId: string;
@@ -94,6 +111,11 @@ export interface IssueQueue {
    * (closed or past their end, nothing queued, nothing in flight); returns them.
    */
   retireFinished(): Promise<number[]>;
+  /**
+   * Puts back in the worker's rounds those of these coupons whose gate is
+   * loaded but which are missing from the rounds and not finished; returns them.
+   */
+  reactivate(couponIds: readonly number[]): Promise<number[]>;
   /** Pops up to `size` requests in arrival order, decides them and leases the batch. */
   take(
     couponId: number,

@@ -3,6 +3,7 @@ import { DependencyUnavailableError } from '../domain/errors.js';
 import type { IssueQueue, Logger } from '../domain/ports.js';
 import type { BatchReport } from '../domain/use-cases/batch-settler.js';
 import type { ProcessNextBatch } from '../domain/use-cases/process-next-batch.js';
+import type { ReactivateLiveCoupons } from '../domain/use-cases/reactivate-live-coupons.js';
 import type { RecoverExpiredBatches } from '../domain/use-cases/recover-expired-batches.js';
 import type { RestoreGates } from '../domain/use-cases/restore-gates.js';
 
@@ -22,6 +23,8 @@ export interface DrainSettings {
 export type WorkerState = 'idle' | 'draining' | 'backing-off' | 'stopped';
 
 const MAINTENANCE_EVERY_MS = 1_000;
+/** Reading the live coupons costs a PostgreSQL query: every few rounds, not every one. */
+const REACTIVATE_EVERY_MS = 5_000;
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5_000;
 const FAILURE_LOG_EVERY_MS = 5_000;
@@ -37,7 +40,8 @@ const FAILURE_LOG_EVERY_MS = 5_000;
  *
  * About once a second it also settles batches whose lease expired, checks
  * that Redis still holds its marker (rebuilding the gates if it lost them),
- * and drops finished coupons (closed or ended, nothing left) from its rounds.
+ * and drops finished coupons (closed or ended, nothing left) from its rounds;
+ * every 5 s it puts back in its rounds live coupons that went missing from them.
  * When Redis or PostgreSQL fails it backs off (250 ms doubling to 5 s) and
  * logs one line per 5 s at most while the failure lasts, then one when it is over.
  */
@@ -48,6 +52,7 @@ export class DrainWorker {
   private stopping = false;
   private readonly wakers = new Set<() => void>();
   private nextMaintenance = 0;
+  private nextReactivation = 0;
   private failures = 0;
   /** Counts failures ever, so a pass that began before the latest failure cannot end the back-off. */
   private failureSeq = 0;
@@ -63,6 +68,7 @@ export class DrainWorker {
       processNextBatch: ProcessNextBatch;
       recover: RecoverExpiredBatches;
       restoreGates: RestoreGates;
+      reactivate: ReactivateLiveCoupons;
       logger: Logger;
       settings: DrainSettings;
       now?: () => number;
@@ -145,6 +151,16 @@ export class DrainWorker {
     const retired = await this.deps.queue.retireFinished();
     if (retired.length > 0) {
       this.deps.logger.info("finished coupons left the worker's rounds", { coupons: retired });
+    }
+    const now = this.now();
+    if (now >= this.nextReactivation) {
+      this.nextReactivation = now + REACTIVATE_EVERY_MS;
+      const reactivated = await this.deps.reactivate.execute();
+      if (reactivated.length > 0) {
+        this.deps.logger.warn("live coupons were missing from the worker's rounds: put back", {
+          coupons: reactivated,
+        });
+      }
     }
     const coupons = await this.deps.queue.activeCoupons();
     for (const report of await this.deps.recover.execute(coupons, this.deps.settings.leaseMs)) {

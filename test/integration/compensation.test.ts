@@ -4,7 +4,7 @@ import { BatchOutcomeUnknownError, type DecidedBatch } from '../../src/domain/po
 import { BatchNotCommitted } from '../../src/scheduler/drain-worker.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
-import { couponState } from '../support/state.js';
+import { couponState, expectNoStrayExpiry } from '../support/state.js';
 
 async function queueScores(h: Harness, couponId: number): Promise<string[]> {
   return h.container.redis.zrange(h.container.keys.coupon(couponId).queue, '0', '-1', 'WITHSCORES');
@@ -54,6 +54,7 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     expect([during.issuedRows.length, during.requestRows.length, during.issuedCount]).to.deep.equal(
       [0, 0, 0],
     );
+    await expectNoStrayExpiry(h.container);
     const waiting = await Promise.all(
       ids.map((id) => http(h.baseUrl, 'GET', `/issue-requests/${id}`)),
     );
@@ -121,6 +122,7 @@ describe('compensation when PostgreSQL fails during a batch', () => {
     expect(fenced.rows.map((r) => r.state)).to.deep.equal(['ABANDONED']);
     const during = await couponState(h.container, couponId);
     expect([during.redisStock, during.queued, during.issuedRows.length]).to.deep.equal([1, 1, 0]);
+    await expectNoStrayExpiry(h.container);
 
     await drainAll(h.container);
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
-import { couponState, snapshot } from '../support/state.js';
+import { couponState, expectNoStrayExpiry, snapshot } from '../support/state.js';
 
 interface DriftItem {
   code: string;
@@ -58,6 +58,7 @@ describe('operator tools: consistency and sync', () => {
       inflightBatches: 0,
     });
     expect(res.body.postgres).to.include({ totalQuantity: 5, issuedCount: 2, remaining: 3 });
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when a batch is in flight, then its decisions are accounted for and nothing is called drift', async () => {
@@ -100,6 +101,21 @@ describe('operator tools: consistency and sync', () => {
     expect(state.redisIssued).to.deep.equal(['d1', 'd2']);
     expect(state.redisStock).to.equal(3);
     expect((await snapshot(h.container, h.prefix)).postgres).to.deep.equal(postgresBefore);
+    await expectNoStrayExpiry(h.container);
+  });
+
+  it('when an operator syncs a coupon, then its issued set keeps no expiry and issued users stay refused', async () => {
+    const couponId = await createCoupon(h.baseUrl, { name: 'Kept', totalQuantity: 5 });
+    await issue(couponId, ['k1']);
+
+    expect((await sync(couponId)).status).to.equal(200);
+
+    const k = h.container.keys.coupon(couponId);
+    expect(await h.container.redis.pttl(k.issued)).to.equal(-1);
+    await expectNoStrayExpiry(h.container);
+    // What a minute later looks like when the set expired: the user would be let in again.
+    const again = await requestIssue(h.baseUrl, couponId, 'k1');
+    expect([again.status, again.body.code]).to.deep.equal([409, 'ALREADY_ISSUED']);
   });
 
   it('when Redis does not hold the coupon at all, then sync loads it and reports GATE_NOT_LOADED', async () => {
@@ -114,6 +130,8 @@ describe('operator tools: consistency and sync', () => {
     expect(res.body.differed.map((d) => d.code)).to.deep.equal(['GATE_NOT_LOADED']);
     expect((await consistency(couponId)).body.consistent).to.equal(true);
     expect((await couponState(h.container, couponId)).redisStock).to.equal(3);
+    expect(await h.container.redis.pttl(h.container.keys.coupon(couponId).issued)).to.equal(-1);
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when syncs run while requests arrive and the worker drains, then nothing is lost or over-issued and the stores end up agreeing', async () => {
@@ -151,6 +169,7 @@ describe('operator tools: consistency and sync', () => {
     expect(state.issuedRows).to.have.length(150);
     expect(new Set(state.issuedRows.map((r) => r.userId)).size).to.equal(150);
     expect((await consistency(couponId)).body.drift).to.deep.equal([]);
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when the coupon does not exist, then both tools answer 404', async () => {

@@ -3,7 +3,7 @@ import { parseRequestId } from '../../src/domain/issue-request.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { deploymentOf, message, ProcessFleet } from '../support/processes.js';
-import { couponState, snapshot, type CouponState } from '../support/state.js';
+import { couponState, expectNoStrayExpiry, snapshot, type CouponState } from '../support/state.js';
 
 /**
  * Real worker and API processes (`node --import tsx src/main.ts`) killed,
@@ -191,6 +191,7 @@ async function expectInvariants(
   // No request decided twice: a committed batch replaying decided requests would add to the sizes.
   const committed = (await batchRows(h, couponId)).filter((b) => b.state === 'COMMITTED');
   expect(committed.reduce((sum, b) => sum + b.size, 0)).to.equal(state.requestRows.length);
+  await expectNoStrayExpiry(h.container);
   return state;
 }
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { DecidedBatch } from '../../src/domain/ports.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
-import { couponState } from '../support/state.js';
+import { couponState, expectNoStrayExpiry } from '../support/state.js';
 
 const SHORT_LEASE_MS = 100;
 
@@ -52,6 +52,7 @@ describe('recovery of batches whose worker stopped', () => {
     expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal(
       [0, 0, 0, 0],
     );
+    await expectNoStrayExpiry(h.container);
   }
 
   it('when a worker died after taking a batch, then after the lease the batch is fenced off, re-queued in place and decided again', async () => {
@@ -74,6 +75,7 @@ describe('recovery of batches whose worker stopped', () => {
     expect([requeued.queued, requeued.redisStock, requeued.issuedRows.length]).to.deep.equal([
       3, 3, 0,
     ]);
+    await expectNoStrayExpiry(h.container);
     // A late commit of the crashed worker is refused by the fence.
     expect((await h.container.ledger.commit(crashed)).kind).to.equal('abandoned');
 

@@ -3,7 +3,7 @@ import sinon from 'sinon';
 import { BatchNotWrittenError, type DecidedBatch } from '../../src/domain/ports.js';
 import { deleteKeys, drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
-import { couponState } from '../support/state.js';
+import { couponState, expectNoStrayExpiry } from '../support/state.js';
 
 /** What a Redis restart without persistence does to this deployment: every key is gone. */
 function loseRedisData(h: Harness): Promise<void> {
@@ -48,6 +48,23 @@ describe('Redis losing its data', () => {
     expect(state.issuedRows.map((r) => r.userId)).to.deep.equal(['kept', 'forgotten']);
     expect(state.redisStock).to.equal(1);
     expect(state.redisIssued).to.deep.equal(['forgotten', 'kept']);
+    await expectNoStrayExpiry(h.container);
+  });
+
+  it('when the gate is reloaded from PostgreSQL after Redis lost its data, then its issued set keeps no expiry', async () => {
+    const couponId = await createCoupon(h.baseUrl, { name: 'Reloaded', totalQuantity: 3 });
+    await requestIssue(h.baseUrl, couponId, 'early');
+    await drainAll(h.container);
+    await loseRedisData(h);
+
+    // The first request after the loss loads the gate from PostgreSQL.
+    const again = await requestIssue(h.baseUrl, couponId, 'early');
+
+    expect([again.status, again.body.code]).to.deep.equal([409, 'ALREADY_ISSUED']);
+    const k = h.container.keys.coupon(couponId);
+    expect(await h.container.redis.smembers(k.issued)).to.deep.equal(['early']);
+    expect(await h.container.redis.pttl(k.issued)).to.equal(-1);
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when Redis loses its data between a batch commit and its acknowledgement, then the worker syncs the gate so no stock is handed out twice', async () => {
@@ -74,6 +91,7 @@ describe('Redis losing its data', () => {
       admin: true,
     });
     expect(consistency.body.consistent).to.equal(true);
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when a batch in flight is lost with Redis and was never committed, then its requests are answered REQUEST_LOST and nothing is issued for them', async () => {
@@ -93,6 +111,7 @@ describe('Redis losing its data', () => {
     const state = await couponState(h.container, couponId);
     expect(state.issuedRows).to.deep.equal([]);
     expect(state.redisStock).to.equal(2);
+    await expectNoStrayExpiry(h.container);
   });
 
   it('when the worker finds the Redis marker gone, then it rebuilds every live coupon gate before any request arrives', async () => {
@@ -118,5 +137,6 @@ describe('Redis losing its data', () => {
       await h.container.redis.sismember(h.container.keys.activeCoupons(), String(live)),
     ).to.equal(1);
     expect(await h.container.redis.exists(h.container.keys.coupon(closed).meta)).to.equal(0);
+    await expectNoStrayExpiry(h.container);
   });
 });

@@ -7,7 +7,7 @@ import {
   type PrivateRedis,
   type PrivateRedisOptions,
 } from '../support/private-redis.js';
-import { couponState } from '../support/state.js';
+import { couponState, expectNoStrayExpiry } from '../support/state.js';
 
 /** Hang guard only: a client that waited this long was not answered "at once". */
 const CLIENT_ABORT_MS = 5_000;
@@ -110,6 +110,7 @@ async function expectConsistent(h: Harness, couponId: number, { total, accepted 
     expect(view.body.userId).to.equal(userId);
     expect(['ISSUED', 'REJECTED'], requestId).to.include(view.body.status);
   }
+  await expectNoStrayExpiry(h.container);
   return state;
 }
 

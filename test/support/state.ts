@@ -1,3 +1,4 @@
+import { expect } from 'chai';
 import type { Container } from '../../src/container.js';
 
 /**
@@ -90,4 +91,36 @@ export async function couponState(container: Container, couponId: number): Promi
     pendingRecords,
     leasedBatches,
   };
+}
+
+/**
+ * Fails when a key of the deployment carries an expiry it should not have
+ * (see RedisKeys.mayExpire). Run after operator actions and recoveries: a
+ * live key that expires forgets state a minute later, long after the test
+ * would otherwise have looked.
+ */
+export async function expectNoStrayExpiry(container: Container): Promise<void> {
+  const stray: Record<string, number> = {};
+  let cursor = '0';
+  do {
+    const [next, keys] = await container.redis.scan(
+      cursor,
+      'MATCH',
+      container.keys.all(),
+      'COUNT',
+      1000,
+    );
+    const checked = keys.filter((key) => !container.keys.mayExpire(key));
+    if (checked.length > 0) {
+      const pipeline = container.redis.pipeline();
+      for (const key of checked) pipeline.pttl(key);
+      const ttls = (await pipeline.exec()) ?? [];
+      checked.forEach((key, i) => {
+        const ttl = Number(ttls[i]?.[1]);
+        if (ttl >= 0) stray[key] = ttl;
+      });
+    }
+    cursor = next;
+  } while (cursor !== '0');
+  expect(stray, 'keys carrying an expiry (ms left) they should not have').to.deep.equal({});
 }

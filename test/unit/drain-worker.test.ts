@@ -3,6 +3,7 @@ import sinon from 'sinon';
 import type { IssueQueue } from '../../src/domain/ports.js';
 import type { BatchReport } from '../../src/domain/use-cases/batch-settler.js';
 import type { ProcessNextBatch } from '../../src/domain/use-cases/process-next-batch.js';
+import type { ReactivateLiveCoupons } from '../../src/domain/use-cases/reactivate-live-coupons.js';
 import type { RecoverExpiredBatches } from '../../src/domain/use-cases/recover-expired-batches.js';
 import type { RestoreGates } from '../../src/domain/use-cases/restore-gates.js';
 import { BatchNotCommitted, DrainWorker } from '../../src/scheduler/drain-worker.js';
@@ -22,11 +23,13 @@ function setup(execute: sinon.SinonStub, lanes = 1) {
     retireFinished: sinon.stub().resolves([]),
   } as unknown as IssueQueue;
   const logger = { info: sinon.spy(), warn: sinon.spy(), error: sinon.spy() };
+  const reactivate = sinon.stub().resolves([]);
   const worker = new DrainWorker({
     queue,
     processNextBatch: { execute } as unknown as ProcessNextBatch,
     recover: { execute: sinon.stub().resolves([]) } as unknown as RecoverExpiredBatches,
     restoreGates: { execute: sinon.stub().resolves(0) } as unknown as RestoreGates,
+    reactivate: { execute: reactivate } as unknown as ReactivateLiveCoupons,
     logger,
     settings: {
       batchSize: 10,
@@ -36,7 +39,7 @@ function setup(execute: sinon.SinonStub, lanes = 1) {
       lanes,
     },
   });
-  return { worker, logger };
+  return { worker, logger, reactivate };
 }
 
 /** A batch that takes 5 ms and returns `result`, counting how many run at once. */
@@ -205,6 +208,25 @@ describe('the drain worker', () => {
     // Both lanes fail together at first, then share one back-off schedule.
     expect(execute.callCount).to.be.within(6, 16);
     expect(worker.state().state).to.equal('backing-off');
+  });
+
+  it('when maintenance runs every second, then live coupons are put back in the rounds every 5 s (not every round) and a put-back is logged', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { worker, logger, reactivate } = setup(sinon.stub().resolves(null));
+    reactivate.onFirstCall().resolves([]).onSecondCall().resolves([7]);
+
+    for (let second = 0; second < 12; second += 1) {
+      await worker.maintain();
+      await clock.tickAsync(1_000);
+    }
+
+    // At 0 s, 5 s and 10 s.
+    expect(reactivate.callCount).to.equal(3);
+    sinon.assert.calledOnceWithExactly(
+      logger.warn,
+      "live coupons were missing from the worker's rounds: put back",
+      { coupons: [7] },
+    );
   });
 
   it('when batches come back partial, then the worker waits an interval between passes instead of committing every handful', async () => {

@@ -32,6 +32,7 @@ function fakes() {
   const queue = {
     activeCoupons: sinon.stub().resolves([7]),
     retireFinished: sinon.stub().resolves([]),
+    reactivate: sinon.stub().resolves([]),
     take: sinon.stub().resolves(batch),
     acknowledge: sinon.stub().resolves('settled'),
     compensate: sinon.stub().resolves('settled'),

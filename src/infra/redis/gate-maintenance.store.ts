@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { CouponGateState } from '../../domain/coupon.js';
-import type { GateMaintenance, GateSnapshot } from '../../domain/ports.js';
+import type { GateMaintenance, GateSnapshot, SyncApplied } from '../../domain/ports.js';
 import { redisCall } from './guard.js';
 import { fillScratchSet } from './scratch-set.js';
 import type { RedisKeys } from './keys.js';
@@ -22,13 +22,14 @@ export class RedisGateMaintenance implements GateMaintenance {
   async inspect(couponId: number): Promise<GateSnapshot | null> {
     const k = this.keys.coupon(couponId);
     return redisCall(async () => {
-      const [meta, issued, queued, waiting, batches, expired] = await Promise.all([
+      const [meta, issued, queued, waiting, batches, expired, syncing] = await Promise.all([
         this.redis.hgetall(k.meta),
         this.redis.smembers(k.issued),
         this.redis.zcard(k.queue),
         this.redis.hlen(k.requests),
         this.redis.hgetall(k.batches),
         this.redis.time().then((time) => this.redis.zcount(k.leases, '-inf', timeReplyMs(time))),
+        this.redis.exists(k.sync),
       ]);
       if (meta.stock === undefined) return null;
       const inflightIssued: string[] = [];
@@ -47,21 +48,27 @@ export class RedisGateMaintenance implements GateMaintenance {
         inflightBatches: Object.keys(batches).length,
         expiredLeases: expired,
         inflightIssuedUserIds: inflightIssued,
-        paused: meta.paused === '1',
+        paused: syncing === 1,
         closed: meta.closed === '1',
       };
     });
   }
 
-  async pause(couponId: number): Promise<void> {
-    await redisCall(() => this.redis.hset(this.keys.coupon(couponId).meta, 'paused', '1'));
+  async lockSync(couponId: number, ttlMs: number): Promise<string | null> {
+    const token = randomBytes(8).toString('hex');
+    const set = await redisCall(() =>
+      this.redis.set(this.keys.coupon(couponId).sync, token, 'PX', ttlMs, 'NX'),
+    );
+    return set === 'OK' ? token : null;
   }
 
-  async resume(couponId: number): Promise<void> {
-    await redisCall(() => this.redis.hset(this.keys.coupon(couponId).meta, 'paused', '0'));
+  async unlockSync(couponId: number, token: string): Promise<void> {
+    await redisCall(() =>
+      this.scripts.run('unlock-sync', [this.keys.coupon(couponId).sync], [token]),
+    );
   }
 
-  async replace(state: CouponGateState): Promise<boolean> {
+  async replace(state: CouponGateState, token: string): Promise<SyncApplied> {
     const k = this.keys.coupon(state.couponId);
     return redisCall(async () => {
       const scratch = await fillScratchSet(
@@ -72,10 +79,12 @@ export class RedisGateMaintenance implements GateMaintenance {
       );
       const reply = (await this.scripts.run(
         'sync',
-        [k.meta, k.issued, scratch, k.leases],
-        [state.totalQuantity, state.remaining, state.closed ? 1 : 0],
+        [k.meta, k.issued, scratch, k.leases, k.sync],
+        [state.totalQuantity, state.remaining, state.closed ? 1 : 0, token],
       )) as [number, string?];
-      return reply[0] === 1;
+      if (reply[0] === 1) return 'replaced';
+      if (reply[0] === 0) return 'batchInFlight';
+      return 'lockLost';
     });
   }
 

@@ -81,7 +81,7 @@ export class RedisIssueGate implements IssueGate {
       );
       await this.scripts.run(
         'load',
-        [k.meta, k.issued, scratch],
+        [k.meta, k.issued, scratch, this.keys.activeCoupons()],
         [
           state.totalQuantity,
           state.remaining,
@@ -89,9 +89,9 @@ export class RedisIssueGate implements IssueGate {
           state.endsAt?.getTime() ?? '',
           state.closed ? 1 : 0,
           randomBytes(8).toString('hex'),
+          state.couponId,
         ],
       );
-      await this.redis.sadd(this.keys.activeCoupons(), state.couponId);
     });
   }
 

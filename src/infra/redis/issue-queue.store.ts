@@ -12,8 +12,8 @@ import { outcomeFromCode, outcomeToCode } from './outcome-codes.js';
 import type { RedisScripts } from './scripts.js';
 import { timeReplyMs } from './time.js';
 
-/** Coupons whose state one MULTI reads when retiring: bounds how long Redis is held. */
-const RETIRE_CHUNK = 500;
+/** Coupons whose state one MULTI reads: bounds how long Redis is held. */
+const ROUNDS_CHUNK = 500;
 
 /** The replies of a pipeline or MULTI; the first failed command's error is thrown. */
 function replies(results: [Error | null, unknown][] | null): unknown[] {
@@ -55,35 +55,64 @@ export class RedisIssueQueue implements IssueQueue {
    * A coupon that is closed or past its end, with nothing queued and no batch
    * in flight, is finished for good: the accept script refuses it new
    * requests, and only a batch in flight could put requests back in its
-   * queue. Each coupon's state is read in one MULTI (Redis's clock with it),
-   * so no take or compensation can fall between the reads.
+   * queue.
    */
   async retireFinished(): Promise<number[]> {
-    const ids = await this.loadedCoupons();
-    const finished: number[] = [];
-    for (let from = 0; from < ids.length; from += RETIRE_CHUNK) {
-      const chunk = ids.slice(from, from + RETIRE_CHUNK);
-      const state = await redisCall(async () => {
-        const tx = this.redis.multi().time();
-        for (const id of chunk) {
-          const k = this.keys.coupon(id);
-          tx.hmget(k.meta, 'closed', 'endsAt').zcard(k.queue).zcard(k.leases);
-        }
-        return replies(await tx.exec());
-      });
-      const nowMs = timeReplyMs(state[0] as string[]);
-      chunk.forEach((id, i) => {
-        const [closed, endsAt] = state[1 + 3 * i] as [string | null, string | null];
-        const ended = closed === '1' || (!!endsAt && Number(endsAt) <= nowMs);
-        if (ended && Number(state[2 + 3 * i]) === 0 && Number(state[3 + 3 * i]) === 0) {
-          finished.push(id);
-        }
-      });
-    }
+    const finished = (await this.roundsState(await this.loadedCoupons()))
+      .filter((c) => c.finished)
+      .map((c) => c.id);
     if (finished.length > 0) {
       await redisCall(() => this.redis.srem(this.keys.activeCoupons(), ...finished));
     }
     return finished;
+  }
+
+  async reactivate(couponIds: readonly number[]): Promise<number[]> {
+    // A finished coupon stays out: it would only be retired again.
+    const missing = (await this.roundsState(couponIds))
+      .filter((c) => c.loaded && !c.inRounds && !c.finished)
+      .map((c) => c.id);
+    if (missing.length > 0) {
+      await redisCall(() => this.redis.sadd(this.keys.activeCoupons(), ...missing));
+    }
+    return missing;
+  }
+
+  /**
+   * Each coupon's state is read in one MULTI (Redis's clock with it), so no
+   * take or compensation can fall between the reads.
+   */
+  private async roundsState(
+    ids: readonly number[],
+  ): Promise<{ id: number; loaded: boolean; finished: boolean; inRounds: boolean }[]> {
+    const states = [];
+    for (let from = 0; from < ids.length; from += ROUNDS_CHUNK) {
+      const chunk = ids.slice(from, from + ROUNDS_CHUNK);
+      const state = await redisCall(async () => {
+        const tx = this.redis.multi().time();
+        for (const id of chunk) {
+          const k = this.keys.coupon(id);
+          tx.hmget(k.meta, 'stock', 'closed', 'endsAt')
+            .zcard(k.queue)
+            .zcard(k.leases)
+            .sismember(this.keys.activeCoupons(), id);
+        }
+        return replies(await tx.exec());
+      });
+      const nowMs = timeReplyMs(state[0] as string[]);
+      for (const [i, id] of chunk.entries()) {
+        const [stock, closed, endsAt] = state[1 + 4 * i] as (string | null)[];
+        const ended = closed === '1' || (!!endsAt && Number(endsAt) <= nowMs);
+        const idle = Number(state[2 + 4 * i]) === 0 && Number(state[3 + 4 * i]) === 0;
+        states.push({
+          id,
+          loaded: stock !== null && stock !== undefined,
+          finished: ended && idle,
+          inRounds: Number(state[4 + 4 * i]) === 1,
+        });
+      }
+    }
+    return states;
   }
 
   private async loadedCoupons(): Promise<number[]> {
@@ -101,7 +130,7 @@ export class RedisIssueQueue implements IssueQueue {
     const reply = (await redisCall(() =>
       this.scripts.run(
         'take',
-        [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases],
+        [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases, k.sync],
         [size, leaseMs, batchId],
       ),
     )) as string | null;

@@ -4,7 +4,7 @@
  * also runs on Redis Cluster.
  */
 export interface CouponKeys {
-  /** HASH total, stock, startsAt, endsAt, closed, paused, clock, epoch, since. */
+  /** HASH total, stock, startsAt, endsAt, closed, clock, epoch, since. */
   readonly meta: string;
   /** SET of user ids issued this coupon. */
   readonly issued: string;
@@ -18,6 +18,11 @@ export interface CouponKeys {
   readonly batches: string;
   /** ZSET batch id -> lease expiry (ms since the epoch). */
   readonly leases: string;
+  /**
+   * STRING the token of the sync holding the coupon, with an expiry: no batch
+   * is taken while it exists, and a sync that died releases it by expiring.
+   */
+  readonly sync: string;
 }
 
 export class RedisKeys {
@@ -33,6 +38,7 @@ export class RedisKeys {
       inflight: base + 'inflight',
       batches: base + 'batches',
       leases: base + 'leases',
+      sync: base + 'sync',
     };
   }
 
@@ -52,6 +58,16 @@ export class RedisKeys {
   /** SET of coupon ids the worker drains. */
   activeCoupons(): string {
     return `${this.prefix}coupons:active`;
+  }
+
+  /**
+   * Whether a key is meant to carry an expiry. Only scratch sets and sync
+   * locks do: every other key lives until the service deletes it, and one that
+   * expired would silently forget state (an issued set gone lets issued users
+   * in again).
+   */
+  mayExpire(key: string): boolean {
+    return /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(key.slice(this.prefix.length));
   }
 
   /** Pattern matching every key of this deployment (for tests and tooling). */

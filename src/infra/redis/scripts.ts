@@ -2,7 +2,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
 export type ScriptName =
-  'accept' | 'take' | 'ack' | 'compensate' | 'status' | 'load' | 'claim-expired' | 'sync';
+  | 'accept'
+  | 'take'
+  | 'ack'
+  | 'compensate'
+  | 'status'
+  | 'load'
+  | 'claim-expired'
+  | 'sync'
+  | 'unlock-sync';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 

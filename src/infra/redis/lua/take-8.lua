@@ -3,7 +3,7 @@
   one, atomically; records the decided batch under a lease so that a crash
   before its outcomes reach PostgreSQL loses nothing.
 
-  KEYS[1] meta      HASH  stock, closed, paused, epoch
+  KEYS[1] meta      HASH  stock, closed, epoch
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] queue     ZSET  user id -> arrival score
   KEYS[4] requests  HASH  arrival score -> "<userId>|<nonce>"
@@ -12,19 +12,20 @@
                                                i = {user, arrival, outcome, ...},
                                                n = {nonce, ...}}
   KEYS[7] leases    ZSET  batch id -> lease expiry (ms)
+  KEYS[8] sync      STRING present while a sync of the coupon holds its lock
 
   ARGV[1] batch size N
   ARGV[2] lease in ms
   ARGV[3] batch id
 
   Outcome codes: 1 ISSUED, 2 SOLD_OUT, 3 ALREADY_ISSUED, 4 EVENT_CLOSED.
-  Returns nil when the queue is empty, the coupon is not loaded or its
-  draining is paused (an operator sync is rebuilding it), else the batch's
+  Returns nil when the queue is empty, the coupon is not loaded or a sync
+  holds it (it is rebuilding the gate from PostgreSQL), else the batch's
   record as stored in KEYS[6]: one string rather than four replies per
   request, which the worker would decode one by one.
 ]]
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed', 'paused', 'epoch')
-if not meta[1] or meta[3] == '1' then return nil end
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed', 'epoch')
+if not meta[1] or redis.call('EXISTS', KEYS[8]) == 1 then return nil end
 local popped = redis.call('ZPOPMIN', KEYS[3], tonumber(ARGV[1]))
 if #popped == 0 then return nil end
 
@@ -51,7 +52,7 @@ end
 
 local record = {}
 local nonces = {}
-local epoch = meta[4] or ''
+local epoch = meta[3] or ''
 local newlyIssued = {}
 local inflight = {}
 for i = 1, #popped, 2 do
