@@ -1,4 +1,4 @@
-export type CouponStatus = 'SCHEDULED' | 'OPEN' | 'SOLD_OUT' | 'ENDED' | 'CLOSED';
+export type CouponStatus = 'SCHEDULED' | 'OPEN' | 'PAUSED' | 'SOLD_OUT' | 'ENDED' | 'CLOSED';
 
 export interface Coupon {
   readonly id: number;
@@ -8,6 +8,10 @@ export interface Coupon {
   readonly startsAt: Date | null;
   readonly endsAt: Date | null;
   readonly closedAt: Date | null;
+  /** Set while an operator holds the event paused. */
+  readonly pausedAt: Date | null;
+  /** Set once the finished event's Redis keys were deleted. */
+  readonly retiredAt: Date | null;
   readonly createdAt: Date;
 }
 
@@ -36,5 +40,6 @@ export function couponStatus(coupon: Coupon, now: Date): CouponStatus {
   if (coupon.closedAt) return 'CLOSED';
   if (coupon.startsAt && now < coupon.startsAt) return 'SCHEDULED';
   if (coupon.endsAt && now >= coupon.endsAt) return 'ENDED';
+  if (coupon.pausedAt) return 'PAUSED';
   return 'OPEN';
 }

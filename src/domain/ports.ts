@@ -177,6 +177,18 @@ export interface IssueLedger {
   findRequest(requestId: string): Promise<IssueRequestView | null>;
 }
 
+/**
+ * Keeps an event's lifecycle jobs (open at `startsAt`, close at `endsAt`) in
+ * line with its record in PostgreSQL. Called after the record changed.
+ */
+export interface EventScheduler {
+  /** Schedules, moves or removes the coupon's jobs to match its window and state; idempotent. */
+  schedule(coupon: Coupon): Promise<void>;
+}
+
+/** For processes and tests that schedule nothing. */
+export const NO_SCHEDULER: EventScheduler = { schedule: async () => undefined };
+
 export interface CouponRepository {
   create(input: NewCoupon): Promise<Coupon>;
   findById(id: number): Promise<Coupon | null>;

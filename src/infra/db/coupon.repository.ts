@@ -100,6 +100,8 @@ function toCoupon(row: CouponRow): Coupon {
     startsAt: row.startsAt,
     endsAt: row.endsAt,
     closedAt: row.closedAt,
+    pausedAt: row.pausedAt,
+    retiredAt: row.retiredAt,
     createdAt: row.createdAt,
   };
 }

@@ -37,6 +37,10 @@ export const coupons = pgTable(
     endsAt: timestamptz('ends_at'),
     /** Set when an operator closes the event; requests still pending are then rejected EVENT_CLOSED. */
     closedAt: timestamptz('closed_at'),
+    /** Set while an operator has paused the event: no request is accepted or decided. */
+    pausedAt: timestamptz('paused_at'),
+    /** Set once a finished event's Redis keys were deleted; its record stays here. */
+    retiredAt: timestamptz('retired_at'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
   },
   (t) => [
