@@ -33,6 +33,11 @@ export interface HarnessOptions {
   /** Reuse the database of another harness (several processes of one deployment). */
   readonly databaseUrl?: string;
   readonly prefix?: string;
+  /**
+   * The container's worker beats (as a started worker would), so /health and /readyz see a
+   * live worker; false for tests where real worker processes, or none, must be the only ones.
+   */
+  readonly heartbeat?: boolean;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -67,6 +72,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
   });
   const container = await createContainer(config, logger, options.overrides);
+  if (options.heartbeat !== false) container.heartbeat.start();
   const server: Server = await listen(createApp(container.api), 0, '127.0.0.1');
   const { port } = server.address() as AddressInfo;
 

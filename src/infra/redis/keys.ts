@@ -54,6 +54,11 @@ export class RedisKeys {
     return `${this.prefix}coupons:active`;
   }
 
+  /** ZSET worker id ("<host>:<pid>") -> its last heartbeat (ms since the epoch, Redis's clock). */
+  workerHeartbeats(): string {
+    return `${this.prefix}workers:heartbeat`;
+  }
+
   /** Pattern matching every key of this deployment (for tests and tooling). */
   all(): string {
     return `${this.prefix}*`;

@@ -4,7 +4,16 @@ import type { Redis } from 'ioredis';
 import { projectRoot } from '../project-root.js';
 
 export type ScriptName =
-  'accept' | 'take' | 'ack' | 'compensate' | 'status' | 'load' | 'claim-expired' | 'sync';
+  | 'accept'
+  | 'take'
+  | 'ack'
+  | 'compensate'
+  | 'status'
+  | 'load'
+  | 'claim-expired'
+  | 'sync'
+  | 'heartbeat'
+  | 'last-heartbeat';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
