@@ -206,7 +206,10 @@ export async function createContainer(
   const health = async (): Promise<HealthReport> => {
     const failed = () => undefined;
     const [redisOk, pending, last] = await Promise.all([
-      connectedRedis.ping().then(() => true, () => false),
+      connectedRedis.ping().then(
+        () => true,
+        () => false,
+      ),
       // Also the PostgreSQL check: it answers only when PostgreSQL does.
       pendingMigrations(pool).catch(failed),
       heartbeats.last().then((beat) => beat ?? null, failed),

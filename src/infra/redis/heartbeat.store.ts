@@ -30,8 +30,7 @@ export class RedisHeartbeats {
 
   async last(): Promise<LastHeartbeat | undefined> {
     const reply = (await this.scripts.run('last-heartbeat', [this.keys.workerHeartbeats()], [])) as
-      | [string, number]
-      | [];
+      [string, number] | [];
     if (reply.length === 0) return undefined;
     return { worker: String(reply[0]), ageMs: Math.max(0, Number(reply[1])) };
   }
