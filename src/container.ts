@@ -196,9 +196,9 @@ export async function createContainer(
   const connectedRedis = redis;
   const connectedWorkerRedis = workerRedis;
   const runsWorker = config.role !== 'api';
-  const heartbeats = new RedisHeartbeats(redis, scripts, keys);
+  const heartbeats = new RedisHeartbeats(scripts, keys);
   const heartbeat = new WorkerHeartbeat(
-    new RedisHeartbeats(workerRedis, workerScripts, keys),
+    new RedisHeartbeats(workerScripts, keys),
     logger,
     Math.min(1_000, Math.floor(config.workerHeartbeatStaleMs / 3)),
   );
@@ -264,7 +264,8 @@ export async function createContainer(
     async close() {
       shuttingDown = true;
       clearInterval(clockTimer);
-      await Promise.all([worker.stop(), heartbeat.stop()]);
+      await worker.stop();
+      await heartbeat.stop();
       connectedRedis.disconnect();
       connectedWorkerRedis.disconnect();
       await pool.end();

@@ -92,8 +92,8 @@ async function serve(config: Config, logger: AppLogger, shutdown: Shutdown): Pro
       // PostgreSQL close only when both are done, so no answer is a 503 of our own making.
       await Promise.all([
         server ? stopServing(server) : undefined,
-        container.worker.stop(),
-        container.heartbeat.stop(),
+        // It beats while it finishes its batches: it is still working.
+        container.worker.stop().then(() => container.heartbeat.stop()),
       ]);
       await container.close();
       logger.info('stopped', { durationMs: Math.round(performance.now() - started) });

@@ -3,7 +3,6 @@ import type { Logger } from '../domain/ports.js';
 
 export interface HeartbeatStore {
   beat(worker: string): Promise<void>;
-  leave(worker: string): Promise<void>;
 }
 
 const FAILURE_LOG_EVERY_MS = 5_000;
@@ -49,13 +48,17 @@ export class WorkerHeartbeat {
     this.timer.unref();
   }
 
-  /** Stops beating and removes this worker's beat, so readiness sees at once that it left. */
+  /**
+   * Stops beating (call it once the drain has stopped). The last beat stays and ages like a
+   * dead worker's: a worker stopped on purpose is usually replaced at once (a restart, a
+   * deploy), and a replacement that beats within the stale limit keeps the API processes
+   * ready throughout instead of flapping them all to 503.
+   */
   async stop(): Promise<void> {
     if (!this.timer) return;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.beating;
-    await this.store.leave(this.id).catch(() => undefined);
   }
 
   private failed(err: unknown): void {

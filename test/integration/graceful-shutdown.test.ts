@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { Agent, request } from 'node:http';
 import { startHarness, type Harness } from '../support/harness.js';
-import { createCoupon } from '../support/http.js';
-import { deploymentOf, ProcessFleet, type ServiceProcess } from '../support/processes.js';
+import { createCoupon, requestIssue } from '../support/http.js';
+import { deploymentOf, message, ProcessFleet, type ServiceProcess } from '../support/processes.js';
 import { couponState } from '../support/state.js';
 
 /**
@@ -186,6 +186,48 @@ describe('shutdown under keep-alive load', function () {
       }
     });
   }
+
+  it('when a batch outlasts SHUTDOWN_TIMEOUT_MS, then the worker process exits 1 at the deadline saying so, its batch stays leased, and a later worker settles it', async () => {
+    const couponId = await createCoupon(h.baseUrl, { name: 'Deadline', totalQuantity: 10 });
+    const accepted: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const res = await requestIssue(h.baseUrl, couponId, `d${i}`);
+      expect(res.status).to.equal(202);
+      accepted.push(res.body.requestId);
+    }
+    const slow = fleet.spawn({
+      name: 'slow',
+      role: 'worker',
+      batchSize: 5,
+      lanes: 1,
+      // The server's idle-in-transaction limit (half the lease) outlasts the deadline.
+      leaseMs: 8_000,
+      faultPoints: 'before-commit=delay:6000',
+      env: { SHUTDOWN_TIMEOUT_MS: '2000' },
+    });
+    await slow.waitForMessage('fault point reached', { point: 'before-commit', action: 'delay' });
+
+    slow.signal('SIGTERM');
+
+    expect(await slow.waitForExit()).to.deep.equal({ code: 1, signal: null });
+    expect(slow.find(message('shutdown took too long: exiting'))).to.have.length(1);
+    expect(slow.find(message('batch'))).to.deep.equal([]);
+    const between = await couponState(h.container, couponId);
+    expect([between.leasedBatches, between.requestRows.length]).to.deep.equal([1, 0]);
+
+    await fleet.start({ name: 'successor', role: 'worker', batchSize: 5, leaseMs: 60_000 });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const state = await couponState(h.container, couponId);
+      if (state.requestRows.length === 5 && state.leasedBatches === 0) {
+        expect(state.requestRows.map((r) => r.requestId).sort()).to.deep.equal(accepted.sort());
+        expect(state.issuedRows).to.have.length(5);
+        break;
+      }
+      if (Date.now() > deadline) throw new Error('the leased batch was not settled');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
 
   /** The service on a port of its own: one process, or the supervisor and its children. */
   async function startService(apiProcesses: number): Promise<ServiceProcess> {

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
 import type { RedisScripts } from './scripts.js';
 
@@ -14,18 +13,12 @@ export interface LastHeartbeat {
 /** Worker heartbeats in one Redis ZSET, stamped and aged by Redis's clock. */
 export class RedisHeartbeats {
   constructor(
-    private readonly redis: Redis,
     private readonly scripts: RedisScripts,
     private readonly keys: RedisKeys,
   ) {}
 
   async beat(worker: string): Promise<void> {
     await this.scripts.run('heartbeat', [this.keys.workerHeartbeats()], [worker, KEEP_MS]);
-  }
-
-  /** A worker that stops on purpose leaves at once, rather than after going stale. */
-  async leave(worker: string): Promise<void> {
-    await this.redis.zrem(this.keys.workerHeartbeats(), worker);
   }
 
   async last(): Promise<LastHeartbeat | undefined> {
