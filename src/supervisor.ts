@@ -46,7 +46,9 @@ export function runSupervisor(config: Config, logger: Logger, shutdown: Shutdown
     roles.delete(child);
     ready.delete(child);
     if (stopping) {
-      // exitCode is 1 when stopping because a child failed to start.
+      // A child that had to cut its shutdown short (its deadline) makes the whole stop unclean.
+      // exitCode is also 1 when stopping because a child failed to start.
+      if (code !== null && code !== 0) process.exitCode = 1;
       if (roles.size === 0) process.exit(process.exitCode ?? 0);
       return;
     }
