@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { startHarness, type Harness } from '../support/harness.js';
+import { createCoupon, requestIssue } from '../support/http.js';
 import {
   alive,
   deploymentOf,
@@ -78,7 +79,10 @@ describe('stopping: a signal to any process of the service stops all of it', fun
   });
 
   /** Two API processes and a worker process under the supervisor, in their own process group. */
-  async function startService(launch: Launch): Promise<{
+  async function startService(
+    launch: Launch,
+    options: { env?: Record<string, string>; faultPoints?: string } = {},
+  ): Promise<{
     top: ServiceProcess;
     pids: { supervisor: number; api: number[]; worker: number[] };
     port: number;
@@ -88,7 +92,8 @@ describe('stopping: a signal to any process of the service stops all of it', fun
       role: 'all',
       launch,
       detached: true,
-      env: { API_PROCESSES: '2' },
+      env: { API_PROCESSES: '2', ...options.env },
+      ...(options.faultPoints ? { faultPoints: options.faultPoints, leaseMs: 30_000 } : {}),
     });
     await top.waitForMessage('all processes ready', {}, { timeoutMs: 60_000 });
     const pids = top.servicePids();
@@ -166,6 +171,24 @@ describe('stopping: a signal to any process of the service stops all of it', fun
     expect(
       top.find(message('shutting down', { signal: 'parent exited', pid: pids.supervisor })),
     ).to.have.length(1);
+  });
+
+  it('when a child cannot finish its batch within SHUTDOWN_TIMEOUT_MS, then it cuts it off at its deadline, the supervisor exits 1, and nothing is left running', async () => {
+    const { top, pids, port } = await startService('built', {
+      env: { SHUTDOWN_TIMEOUT_MS: '2000', BATCH_LANES: '1' },
+      faultPoints: 'before-commit=delay:8000',
+    });
+    const couponId = await createCoupon(h.baseUrl, { name: 'Slow batch', totalQuantity: 5 });
+    expect((await requestIssue(h.baseUrl, couponId, 'slow')).status).to.equal(202);
+    await top.waitForMessage('fault point reached', { point: 'before-commit', action: 'delay' });
+
+    top.signal('SIGTERM');
+
+    expect(await top.waitForExit(GONE_WITHIN_MS)).to.deep.equal({ code: 1, signal: null });
+    await expectAllGone(top, pids, port);
+    const cut = top.find(message('shutdown took too long: exiting'));
+    expect(cut.map(pidOf)).to.deep.equal(pids.worker);
+    expect(top.find(message('batch'))).to.deep.equal([]);
   });
 
   it('when the supervisor is killed (SIGKILL), then its children do not keep serving', async () => {
