@@ -123,7 +123,14 @@ describe('shutdown under keep-alive load', function () {
           if (outcome.error) return;
         }
       });
-      await Promise.all(clients);
+      // No client hangs: each gets an answer or an error soon after the process is gone.
+      let hung: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(clients),
+        new Promise((_, reject) => {
+          hung = setTimeout(() => reject(new Error('a client still waits 60 s on')), 60_000);
+        }),
+      ]).finally(() => clearTimeout(hung));
       for (const agent of agents) agent.destroy();
       expect(await service.waitForExit(30_000)).to.deep.equal({ code: 0, signal: null });
 
@@ -135,12 +142,16 @@ describe('shutdown under keep-alive load', function () {
         JSON.stringify(answered.filter((o) => o.status !== 202).slice(0, 5)),
       ).to.deep.equal([202]);
       expect(answered.length).to.be.greaterThan(signalledAt - 1);
-      // A client ends when it cannot connect any more: a new connection refused. A request
-      // sent on a kept-alive connection is never cut off (a reset, a hang-up).
+      // A client ends when it cannot connect any more: its one failure is on a new connection,
+      // refused, or reset when the listener closed with it still queued (under the supervisor
+      // the primary holds the listener; those requests were never read, which the final check
+      // of the accepted requests confirms). A request on a kept-alive connection is never cut.
       const failures = outcomes.filter((o) => o.error);
       expect(failures).to.have.length(CLIENTS);
-      const onKeptAlive = failures.filter((f) => f.reused || f.error !== 'ECONNREFUSED');
-      expect(onKeptAlive, JSON.stringify(onKeptAlive)).to.deep.equal([]);
+      const unexpected = failures.filter(
+        (f) => f.reused || !['ECONNREFUSED', 'ECONNRESET'].includes(f.error as string),
+      );
+      expect(unexpected, JSON.stringify(unexpected)).to.deep.equal([]);
       // Each client's last answer told it to close its connection (else it would have sent the
       // next request on it, not opened a new one).
       for (let client = 0; client < CLIENTS; client += 1) {
