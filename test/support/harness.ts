@@ -87,6 +87,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         server.close(resolve);
         server.closeAllConnections();
       });
+      // Stopped first: a beat after the keys were deleted would leave its key behind.
+      await container.heartbeat.stop();
       if (ownsKeys) await deleteKeys(container, prefix);
       await container.close();
       if (ownsDatabase) await dropDatabase(databaseUrl);
