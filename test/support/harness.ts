@@ -36,6 +36,8 @@ export interface HarnessOptions {
   /**
    * The container's worker beats (as a started worker would), so /health and /readyz see a
    * live worker; false for tests where real worker processes, or none, must be the only ones.
+   * By default only a harness that owns its key space beats (one beat per deployment, and
+   * none left behind after the owner deleted the keys).
    */
   readonly heartbeat?: boolean;
 }
@@ -72,7 +74,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
   });
   const container = await createContainer(config, logger, options.overrides);
-  if (options.heartbeat !== false) container.heartbeat.start();
+  if (options.heartbeat ?? ownsKeys) container.heartbeat.start();
   const server: Server = await listen(createApp(container.api), 0, '127.0.0.1');
   const { port } = server.address() as AddressInfo;
 
