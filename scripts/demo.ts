@@ -135,6 +135,7 @@ async function startInProcess(): Promise<Target> {
     throw err;
   }
   container.worker.start();
+  container.heartbeat.start();
   const { port } = server.address() as AddressInfo;
   console.log(
     `Started in-process: Redis ${describeUrl(config.redisUrl)} (key prefix "${config.redisKeyPrefix}"), ` +

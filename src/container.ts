@@ -26,17 +26,20 @@ import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
 import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
 import type { Config } from './infra/config.js';
 import { checkPostgres, createDatabase, createPool } from './infra/db/client.js';
+import { pendingMigrations } from './infra/db/migrate.js';
 import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
 import { faultPoints } from './infra/fault-points.js';
 import { connectRedis } from './infra/redis/client.js';
 import { RedisGateMaintenance } from './infra/redis/gate-maintenance.store.js';
+import { RedisHeartbeats } from './infra/redis/heartbeat.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
 import { RedisIssueQueue } from './infra/redis/issue-queue.store.js';
 import { RedisKeys } from './infra/redis/keys.js';
 import { RedisScripts } from './infra/redis/scripts.js';
 import { checkRedisSettings } from './infra/redis/settings-check.js';
 import { DrainWorker } from './scheduler/drain-worker.js';
+import { WorkerHeartbeat } from './scheduler/worker-heartbeat.js';
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -86,12 +89,17 @@ export interface Container {
     submitIssueRequest: SubmitIssueRequest;
     getIssueRequest: GetIssueRequest;
     health: () => Promise<HealthReport>;
+    shuttingDown: () => boolean;
     adminToken: string;
     logger: Logger;
   };
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
   readonly worker: DrainWorker;
+  /** Started with the worker: tells the API processes' /readyz that a worker is alive. */
+  readonly heartbeat: WorkerHeartbeat;
+  /** From now on /readyz answers 503 (the process is stopping). */
+  beginShutdown(): void;
   close(): Promise<void>;
 }
 
@@ -190,20 +198,37 @@ export async function createContainer(
   const connectedRedis = redis;
   const connectedWorkerRedis = workerRedis;
   const runsWorker = config.role !== 'api';
+  const heartbeats = new RedisHeartbeats(scripts, keys);
+  const heartbeat = new WorkerHeartbeat(
+    new RedisHeartbeats(workerScripts, keys),
+    logger,
+    Math.min(1_000, Math.floor(config.workerHeartbeatStaleMs / 3)),
+  );
+  let shuttingDown = false;
   const health = async (): Promise<HealthReport> => {
-    const [redisOk, postgresOk] = await Promise.all([
+    const failed = () => undefined;
+    const [redisOk, pending, last] = await Promise.all([
       connectedRedis.ping().then(
         () => true,
         () => false,
       ),
-      pool.query('SELECT 1').then(
-        () => true,
-        () => false,
-      ),
+      // Also the PostgreSQL check: it answers only when PostgreSQL does.
+      pendingMigrations(pool).catch(failed),
+      heartbeats.last().then((beat) => beat ?? null, failed),
     ]);
     return {
       redis: redisOk,
-      postgres: postgresOk,
+      postgres: pending !== undefined,
+      ...(pending === undefined ? {} : { pendingMigrations: pending }),
+      ...(last === undefined
+        ? {}
+        : {
+            workerHeartbeat: last && {
+              ...last,
+              fresh: last.ageMs <= config.workerHeartbeatStaleMs,
+            },
+          }),
+      shuttingDown,
       ...(runsWorker ? { worker: worker.state() } : {}),
     };
   };
@@ -227,15 +252,22 @@ export async function createContainer(
       submitIssueRequest: new SubmitIssueRequest({ gate, loader, ids }),
       getIssueRequest: new GetIssueRequest({ gate, ledger, loader, coupons }),
       health,
+      shuttingDown: () => shuttingDown,
       adminToken: config.adminToken,
       logger,
     },
     processNextBatch,
     recover,
     worker,
+    heartbeat,
+    beginShutdown() {
+      shuttingDown = true;
+    },
     async close() {
+      shuttingDown = true;
       clearInterval(clockTimer);
       await worker.stop();
+      await heartbeat.stop();
       connectedRedis.disconnect();
       connectedWorkerRedis.disconnect();
       await pool.end();

@@ -2,13 +2,14 @@ import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { getPriority, setPriority } from 'node:os';
 import { createApp } from './api/app.js';
-import { listen } from './api/server.js';
+import { listen, stopServing } from './api/server.js';
 import { createContainer } from './container.js';
 import { ConfigError, loadConfig, type Config } from './infra/config.js';
 import { migrateDatabase } from './infra/db/migrate.js';
 import { loadEnvFile } from './infra/env-file.js';
 import { createLogger, type AppLogger } from './infra/logger.js';
 import { StartupError } from './infra/startup-error.js';
+import { Shutdown } from './shutdown.js';
 import { runSupervisor, type ChildMessage } from './supervisor.js';
 
 /**
@@ -18,9 +19,6 @@ import { runSupervisor, type ChildMessage } from './supervisor.js';
  * and, with ROLE=all, one batch worker process.
  */
 async function main(): Promise<void> {
-  // Ctrl-C reaches the whole process group: under a supervisor only it decides (it passes
-  // SIGTERM on). Ignored from the first line, so a child still starting is not killed by it.
-  if (cluster.isWorker) process.on('SIGINT', () => undefined);
   let config: Config;
   try {
     loadEnvFile();
@@ -33,6 +31,13 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel, { role: config.role });
+  // Under the supervisor a child gives itself less time than the supervisor gives it, so that
+  // it ends on its own (cutting what is left) before the supervisor would kill it.
+  const timeoutMs = cluster.isWorker
+    ? Math.max(config.shutdownTimeoutMs - 1_000, Math.floor(config.shutdownTimeoutMs * 0.75))
+    : config.shutdownTimeoutMs;
+  const shutdown = new Shutdown(timeoutMs, logger).listen();
+  if (cluster.isPrimary) shutdown.watchParent();
   const supervise = cluster.isPrimary && config.role !== 'worker' && config.apiProcesses > 1;
   try {
     if (cluster.isPrimary) {
@@ -44,16 +49,16 @@ async function main(): Promise<void> {
       await migrateDatabase(config.databaseUrl);
     }
     if (supervise) {
-      runSupervisor(config, logger);
+      runSupervisor(config, logger, shutdown);
       return;
     }
-    await serve(config, logger);
+    await serve(config, logger, shutdown);
   } catch (err) {
     fail(err, config, logger);
   }
 }
 
-async function serve(config: Config, logger: AppLogger): Promise<void> {
+async function serve(config: Config, logger: AppLogger, shutdown: Shutdown): Promise<void> {
   const container = await createContainer(config, logger);
   let server: Server | undefined;
   if (config.role !== 'worker') {
@@ -67,6 +72,7 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
   if (config.role !== 'api') {
     const nice = config.role === 'worker' ? lowerPriority(config.workerNice, logger) : 0;
     container.worker.start();
+    container.heartbeat.start();
     logger.info('batch worker started', {
       nice,
       batchSize: config.batchSize,
@@ -78,19 +84,28 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
   }
   process.send?.({ type: 'ready' } satisfies ChildMessage);
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down', { signal });
-    const closed = server ? new Promise((resolve) => server.close(resolve)) : Promise.resolve();
-    server?.closeIdleConnections();
-    await container.close();
-    await closed;
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  if (!cluster.isWorker) process.on('SIGINT', () => void shutdown('SIGINT'));
+  shutdown.onDeadline(() => server?.closeAllConnections());
+  shutdown.onStop((reason) => {
+    void (async () => {
+      const started = performance.now();
+      // /readyz answers 503 from here on; the requests already here get their real answers.
+      container.beginShutdown();
+      logger.info('shutting down', { signal: reason });
+      // The worker finishes the batches in hand while the last answers go out; Redis and
+      // PostgreSQL close only when both are done, so no answer is a 503 of our own making.
+      await Promise.all([
+        server ? stopServing(server) : undefined,
+        // It beats while it finishes its batches: it is still working.
+        container.worker.stop().then(() => container.heartbeat.stop()),
+      ]);
+      await container.close();
+      logger.info('stopped', { durationMs: Math.round(performance.now() - started) });
+      process.exit(0);
+    })().catch((err: unknown) => {
+      logger.error('shutdown failed', { error: String((err as Error).stack ?? err) });
+      process.exit(1);
+    });
+  });
 }
 
 function fail(err: unknown, config: Config, logger: AppLogger): never {

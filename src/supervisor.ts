@@ -1,20 +1,25 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './domain/ports.js';
 import type { Config } from './infra/config.js';
+import type { Shutdown, StopMessage } from './shutdown.js';
 
-export type ChildMessage = { readonly type: 'ready' };
+export type ChildMessage = { readonly type: 'ready' } | StopMessage;
 
 const RESTART_DELAY_MS = 1_000;
-const STOP_TIMEOUT_MS = 30_000;
 
 /**
  * The primary of the multi-process mode: forks API_PROCESSES API processes
  * (node:cluster shares the port between them) and, with ROLE=all, one batch
  * worker process. A child that fails while starting stops everything (a bad
  * setting or a missing dependency will not fix itself); a child that dies
- * later is restarted. SIGTERM is passed on and waited for.
+ * later is restarted.
+ *
+ * The service stops as one: SIGTERM or SIGINT to the supervisor or to any
+ * child, or the supervisor's parent going away, sends SIGTERM to every child
+ * and waits for them; at SHUTDOWN_TIMEOUT_MS whatever still runs is killed.
+ * A child whose supervisor is gone exits at once (node:cluster's own rule).
  */
-export function runSupervisor(config: Config, logger: Logger): void {
+export function runSupervisor(config: Config, logger: Logger, shutdown: Shutdown): void {
   const roles = new Map<Worker, 'api' | 'worker'>();
   const ready = new Set<Worker>();
   let stopping = false;
@@ -23,6 +28,7 @@ export function runSupervisor(config: Config, logger: Logger): void {
     const child = cluster.fork({ ROLE: role });
     roles.set(child, role);
     child.on('message', (message: ChildMessage) => {
+      if (message?.type === 'stop') shutdown.request(message.reason);
       if (message?.type !== 'ready') return;
       ready.add(child);
       if (ready.size === roles.size) {
@@ -40,14 +46,16 @@ export function runSupervisor(config: Config, logger: Logger): void {
     roles.delete(child);
     ready.delete(child);
     if (stopping) {
-      // exitCode is 1 when stopping because a child failed to start.
+      // A child that had to cut its shutdown short (its deadline) makes the whole stop unclean.
+      // exitCode is also 1 when stopping because a child failed to start.
+      if (code !== null && code !== 0) process.exitCode = 1;
       if (roles.size === 0) process.exit(process.exitCode ?? 0);
       return;
     }
-    if (signal === 'SIGINT') {
-      // Ctrl-C reached a child still loading (before it could ignore it): the group is being
-      // stopped interactively, so stop cleanly rather than call it a failed start.
-      stop('SIGINT');
+    if (signal === 'SIGINT' || signal === 'SIGTERM') {
+      // Stopped by someone (Ctrl-C reached a child still loading, before it could handle the
+      // signal): stop the service cleanly rather than call it a failure and restart it.
+      shutdown.request(`${signal} to pid ${child.process.pid}`);
       return;
     }
     if (!wasReady) {
@@ -56,6 +64,8 @@ export function runSupervisor(config: Config, logger: Logger): void {
       for (const other of roles.keys()) other.process.kill('SIGTERM');
       process.exitCode = 1;
       if (roles.size === 0) process.exit(1);
+      // Only for its deadline: the others are already told to stop.
+      shutdown.request('a process failed while starting');
       return;
     }
     logger.error('a process died: restarting it', { role, pid: child.process.pid, code, signal });
@@ -64,19 +74,16 @@ export function runSupervisor(config: Config, logger: Logger): void {
     }, RESTART_DELAY_MS);
   });
 
-  const stop = (signal: string) => {
+  shutdown.onDeadline(() => {
+    for (const child of roles.keys()) child.process.kill('SIGKILL');
+  });
+  shutdown.onStop((reason) => {
     if (stopping) return;
     stopping = true;
-    logger.info('shutting down', { signal, processes: roles.size });
+    logger.info('shutting down', { signal: reason, processes: roles.size });
     for (const child of roles.keys()) child.process.kill('SIGTERM');
-    setTimeout(() => {
-      for (const child of roles.keys()) child.process.kill('SIGKILL');
-      process.exit(1);
-    }, STOP_TIMEOUT_MS).unref();
     if (roles.size === 0) process.exit(0);
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  });
 
   for (let i = 0; i < config.apiProcesses; i += 1) fork('api');
   if (config.role === 'all') fork('worker');

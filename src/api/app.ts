@@ -16,8 +16,28 @@ import { noRoute, ROUTES, serve } from './routes/route-table.js';
 export interface HealthReport {
   readonly redis: boolean;
   readonly postgres: boolean;
+  /** Migrations in `migrations/` the database lacks; absent when PostgreSQL did not answer. */
+  readonly pendingMigrations?: number;
+  /**
+   * The freshest batch-worker heartbeat in Redis (from any process), null when no worker beat
+   * within the last hour; absent when Redis did not answer.
+   */
+  readonly workerHeartbeat?: { worker: string; ageMs: number; fresh: boolean } | null;
+  /** True from the moment this process began to stop. */
+  readonly shuttingDown: boolean;
   /** Present when this process runs the batch worker. */
   readonly worker?: { state: string; failures: number; lastError?: string };
+}
+
+/** What keeps the service from taking traffic: the checks /readyz names when it answers 503. */
+export function notReady(report: HealthReport): string[] {
+  const failing: string[] = [];
+  if (report.shuttingDown) failing.push('shutting-down');
+  if (!report.redis) failing.push('redis');
+  if (!report.postgres) failing.push('postgres');
+  if (report.postgres && report.pendingMigrations !== 0) failing.push('migrations');
+  if (report.redis && !report.workerHeartbeat?.fresh) failing.push('worker');
+  return failing;
 }
 
 export interface ApiDeps {
@@ -29,6 +49,7 @@ export interface ApiDeps {
   readonly submitIssueRequest: SubmitIssueRequest;
   readonly getIssueRequest: GetIssueRequest;
   readonly health: () => Promise<HealthReport>;
+  readonly shuttingDown: () => boolean;
   readonly adminToken: string;
   readonly logger: Logger;
 }
@@ -48,10 +69,39 @@ export function createApp(deps: ApiDeps): Express {
   // The accept and status endpoints take nearly all the traffic: they are matched first.
   issueRequestRoutes(app, { ...deps, jsonBody });
   app.use(couponRoutes({ ...deps, jsonBody }));
-  serve(app, ROUTES.health, async (_req, res) => {
+  // Probes and operators must never see a cached answer.
+  const noStore = (res: express.Response) => res.setHeader('Cache-Control', 'no-store');
+  // Liveness: the process answers. It touches no dependency, so an outage of Redis or
+  // PostgreSQL never gets healthy processes restarted.
+  serve(app, ROUTES.healthz, (_req, res) => {
+    noStore(res);
+    res.json({ status: 'ok' });
+  });
+  // Readiness: whether this process should get traffic.
+  serve(app, ROUTES.readyz, async (_req, res) => {
+    noStore(res);
+    if (deps.shuttingDown()) {
+      res.status(503).json({ status: 'not ready', failing: ['shutting-down'] });
+      return;
+    }
     const report = await deps.health();
-    const ok = report.redis && report.postgres && report.worker?.state !== 'backing-off';
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', ...report });
+    const failing = notReady(report);
+    res.status(failing.length === 0 ? 200 : 503).json({
+      status: failing.length === 0 ? 'ready' : 'not ready',
+      ...(failing.length === 0 ? {} : { failing }),
+    });
+  });
+  // The detailed view, for people: every check, the heartbeat's age and this process's worker.
+  serve(app, ROUTES.health, async (_req, res) => {
+    noStore(res);
+    const report = await deps.health();
+    const failing = notReady(report);
+    const ok = failing.length === 0 && report.worker?.state !== 'backing-off';
+    res.status(ok ? 200 : 503).json({
+      status: ok ? 'ok' : 'degraded',
+      ...(failing.length === 0 ? {} : { failing }),
+      ...report,
+    });
   });
 
   app.use(noRoute);

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import { BODY_LIMIT_BYTES } from './json-body.js';
@@ -24,6 +25,21 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /** How long a client that was answered with an error may keep its socket half open. */
 const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * How long a stopping server leaves an idle keep-alive connection open: a
+ * client that is sending gets its next answer (with `Connection: close`)
+ * instead of a reset for a request already on its way.
+ */
+const IDLE_GRACE_MS = 1_000;
+
+/** What a stopping server needs to know about the requests it holds. */
+interface Traffic {
+  stopping: boolean;
+  readonly inFlight: Set<ServerResponse>;
+}
+
+const traffic = new WeakMap<Server, Traffic>();
 
 /** What one client may hold of this process. */
 export interface HttpLimits {
@@ -63,6 +79,18 @@ export function listen(
     app,
   );
   server.maxConnections = limits.maxConnections;
+  const state: Traffic = { stopping: false, inFlight: new Set() };
+  traffic.set(server, state);
+  // Ahead of the app: a request that arrives while the server stops is answered, then its
+  // connection closed (so a keep-alive client opens a new one, elsewhere).
+  server.prependListener('request', (_req, res: ServerResponse) => {
+    if (state.stopping) {
+      res.setHeader('Connection', 'close');
+      return;
+    }
+    state.inFlight.add(res);
+    res.once('close', () => state.inFlight.delete(res));
+  });
   server.on('clientError', answerClientError);
   server.on('checkContinue', (req, res) => {
     // No route reads more than this: refuse before the client sends the body, not after.
@@ -83,6 +111,32 @@ export function listen(
       server.off('error', reject);
       resolve(server);
     });
+  });
+}
+
+/**
+ * Stops taking connections and lets the requests already here finish with their
+ * real answers: every answer from now on carries `Connection: close`, and idle
+ * keep-alive connections are closed after a short grace. Resolves once the last
+ * connection is gone; the caller bounds the wait (and may closeAllConnections()).
+ */
+export function stopServing(server: Server): Promise<void> {
+  const state = traffic.get(server);
+  if (state && !state.stopping) {
+    state.stopping = true;
+    for (const res of state.inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+    state.inFlight.clear();
+  }
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    // http.Server#close() also closes idle keep-alive connections at once, and a request
+    // already sent on one of them is lost (the client sees a reset). Closing only the
+    // listener, then the idle connections after the grace, avoids that.
+    NetServer.prototype.close.call(server, () => resolve());
+    setTimeout(() => server.closeIdleConnections(), IDLE_GRACE_MS).unref();
   });
 }
 

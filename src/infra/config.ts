@@ -64,6 +64,13 @@ const schema = z
      * Unset: one per CPU this process may use (cores, bounded by the cgroup's CPU limit).
      */
     API_PROCESSES: integer(1, MAX_API_PROCESSES).optional(),
+    /**
+     * How long a stopping service (SIGTERM or SIGINT) may take to answer what it holds and finish
+     * its batches before what is left is cut off (and, under the supervisor, killed).
+     */
+    SHUTDOWN_TIMEOUT_MS: integer(1_000, 600_000).default(10_000),
+    /** /readyz answers 503 when no batch worker has beaten this recently (workers beat every second). */
+    WORKER_HEARTBEAT_STALE_MS: integer(2_000, 600_000).default(5_000),
     /** For fault-injection tests only: refused in production. */
     FAULT_POINTS: z.string().default(''),
     /** `refuse` (default in production) or `warn` when Redis may evict keys. */
@@ -130,6 +137,8 @@ export interface Config {
   readonly logLevel: Env['LOG_LEVEL'];
   readonly role: Env['ROLE'];
   readonly apiProcesses: number;
+  readonly shutdownTimeoutMs: number;
+  readonly workerHeartbeatStaleMs: number;
   readonly faultPoints: ReadonlyMap<FaultPoint, FaultAction>;
   readonly redisEvictionCheck: 'refuse' | 'warn';
 }
@@ -216,6 +225,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     role: e.ROLE,
     apiProcesses: e.API_PROCESSES ?? defaultApiProcesses(MAX_API_PROCESSES),
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    workerHeartbeatStaleMs: e.WORKER_HEARTBEAT_STALE_MS,
     faultPoints: e.FAULT_POINTS
       ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
       : new Map(),

@@ -33,6 +33,13 @@ export interface HarnessOptions {
   /** Reuse the database of another harness (several processes of one deployment). */
   readonly databaseUrl?: string;
   readonly prefix?: string;
+  /**
+   * The container's worker beats (as a started worker would), so /health and /readyz see a
+   * live worker; false for tests where real worker processes, or none, must be the only ones.
+   * By default only a harness that owns its key space beats (one beat per deployment, and
+   * none left behind after the owner deleted the keys).
+   */
+  readonly heartbeat?: boolean;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -67,6 +74,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
   });
   const container = await createContainer(config, logger, options.overrides);
+  if (options.heartbeat ?? ownsKeys) container.heartbeat.start();
   const server: Server = await listen(createApp(container.api), 0, '127.0.0.1', config.http);
   const { port } = server.address() as AddressInfo;
 
@@ -81,6 +89,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         server.close(resolve);
         server.closeAllConnections();
       });
+      // Stopped first: a beat after the keys were deleted would leave its key behind.
+      await container.heartbeat.stop();
       if (ownsKeys) await deleteKeys(container, prefix);
       await container.close();
       if (ownsDatabase) await dropDatabase(databaseUrl);

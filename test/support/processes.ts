@@ -19,6 +19,53 @@ import { reaper } from './reaper.js';
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ENTRY_POINT = 'src/main.ts';
 
+/**
+ * How a process is started: from the sources (the default), as built
+ * (`node dist/src/main.js`, after `npm run build`), or the way an operator
+ * does, `npm start` (its pre-scripts skipped: the build is done once, before),
+ * or as built under a shell that stays its parent (`sh -c '…; exit $?'`).
+ */
+export type Launch = 'tsx' | 'built' | 'npm-start' | 'built-under-sh';
+
+const COMMANDS: Record<Launch, readonly [string, readonly string[]]> = {
+  tsx: [process.execPath, ['--import', 'tsx', ENTRY_POINT]],
+  built: [process.execPath, ['dist/src/main.js']],
+  'npm-start': ['npm', ['start', '--ignore-scripts', '--silent']],
+  // Anything after the command keeps the shell from replacing itself with it.
+  'built-under-sh': ['sh', ['-c', `"${process.execPath}" dist/src/main.js; exit $?`]],
+};
+
+/** Whether a process exists and has not exited (a zombie waiting to be reaped counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until none of the pids is alive; rejects naming those left after the timeout. */
+export async function waitGone(
+  pids: readonly number[],
+  timeoutMs = DEFAULT_WAIT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = pids.filter(alive);
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`still running after ${timeoutMs} ms: ${left.join(', ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export type Role = 'worker' | 'api' | 'all';
 
 /** Where a deployment lives: the database, Redis and key prefix its processes share. */
@@ -55,6 +102,13 @@ export interface SpawnOptions {
   readonly logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** Anything else to set (or override) in the process's environment. */
   readonly env?: Readonly<Record<string, string>>;
+  /** How to start it (default `tsx`). */
+  readonly launch?: Launch;
+  /**
+   * Leads its own process group, as a service started from a terminal or by a process
+   * manager does; stopAll() then kills the whole group (children left by a dead parent too).
+   */
+  readonly detached?: boolean;
 }
 
 export interface LogLine {
@@ -117,6 +171,8 @@ export class ServiceProcess {
     readonly name: string,
     readonly role: Role,
     private readonly child: ChildProcess,
+    /** True when the process leads its own process group. */
+    readonly detached = false,
   ) {
     this.pid = child.pid ?? -1;
     child.stdout?.setEncoding('utf8');
@@ -175,6 +231,32 @@ export class ServiceProcess {
     } catch {
       return false;
     }
+  }
+
+  /** Sends a signal to the process's group (detached processes only); false when none is left. */
+  signalGroup(signal: NodeJS.Signals): boolean {
+    if (!this.detached) throw new Error(`${this.name} does not lead a process group`);
+    try {
+      process.kill(-this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The pids of a supervised service, from its log: the supervisor (the last one to log
+   * "supervisor started") and the processes of its latest "all processes ready".
+   */
+  servicePids(): { supervisor: number; api: number[]; worker: number[] } {
+    const started = this.find(message('supervisor started')).at(-1);
+    const ready = this.find(message('all processes ready')).at(-1);
+    if (!started || !ready) throw new Error(`${this.name}: the supervised service is not ready`);
+    return {
+      supervisor: Number(started.json?.pid),
+      api: (ready.json?.api as number[] | undefined) ?? [],
+      worker: (ready.json?.worker as number[] | undefined) ?? [],
+    };
   }
 
   /** Lines matching a predicate, in order. */
@@ -286,6 +368,11 @@ export class ServiceProcess {
 
   /** Kills the process (waking it first if frozen) and waits until it is gone. */
   async kill(timeoutMs = 10_000): Promise<ExitInfo> {
+    if (this.detached) {
+      // The group outlives its leader when the leader dies first: end what is left of it.
+      this.signalGroup('SIGCONT');
+      this.signalGroup('SIGKILL');
+    }
     if (this.running) {
       // SIGKILL also ends a stopped process; SIGCONT first costs nothing and leaves no doubt.
       this.signal('SIGCONT');
@@ -381,13 +468,16 @@ export class ProcessFleet {
       LOG_LEVEL: options.logLevel ?? 'info',
       ...options.env,
     };
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY_POINT], {
+    const [command, args] = COMMANDS[options.launch ?? 'tsx'];
+    const detached = options.detached ?? false;
+    const child = spawn(command, args, {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached,
     });
-    reaper.track(child);
-    const proc = new ServiceProcess(name, options.role, child);
+    reaper.track(child, detached);
+    const proc = new ServiceProcess(name, options.role, child, detached);
     this.processes.push(proc);
     return proc;
   }

@@ -7,6 +7,8 @@ import { rmSync } from 'node:fs';
  * unfinished suites, and this 'exit' hook is the last chance to clean up.
  */
 const children = new Set<ChildProcess>();
+/** Children that lead a process group: the group is killed, not only the child. */
+const leaders = new Set<ChildProcess>();
 const folders = new Set<string>();
 let installed = false;
 
@@ -14,6 +16,14 @@ function install(): void {
   if (installed) return;
   installed = true;
   process.on('exit', () => {
+    for (const child of leaders) {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGCONT');
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     for (const child of children) {
       try {
         // A stopped child must be continued for SIGKILL to be reaped promptly.
@@ -28,10 +38,12 @@ function install(): void {
 }
 
 export const reaper = {
-  track(child: ChildProcess): void {
+  track(child: ChildProcess, group = false): void {
     install();
     children.add(child);
+    if (group) leaders.add(child);
   },
+  /** The child has exited (its group, if it led one, is still killed at exit). */
   forget(child: ChildProcess): void {
     children.delete(child);
   },

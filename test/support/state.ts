@@ -14,6 +14,8 @@ export async function snapshot(
   do {
     const [next, keys] = await container.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     for (const key of keys) {
+      // Liveness, not state: beats change every second whatever else happens.
+      if (key === container.keys.workerHeartbeats()) continue;
       const dumped = await container.redis.dumpBuffer(key);
       if (dumped) redis[key] = dumped.toString('hex');
     }

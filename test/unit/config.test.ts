@@ -116,6 +116,17 @@ describe('configuration', () => {
     expect(error.message).not.to.contain('short');
   });
 
+  it('when the stopping and heartbeat settings are unset, set or out of range, then 10 s and 5 s apply, set values are used, and bad ones are named', () => {
+    expect(loadConfig({})).to.include({ shutdownTimeoutMs: 10_000, workerHeartbeatStaleMs: 5_000 });
+    expect(
+      loadConfig({ SHUTDOWN_TIMEOUT_MS: '25000', WORKER_HEARTBEAT_STALE_MS: '3000' }),
+    ).to.include({ shutdownTimeoutMs: 25_000, workerHeartbeatStaleMs: 3_000 });
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '0', WORKER_HEARTBEAT_STALE_MS: '500' }))
+      .to.throw(ConfigError)
+      .with.property('problems')
+      .with.length(2);
+  });
+
   it('when a variable is set to an empty string, then it counts as unset', () => {
     expect(loadConfig({ PORT: '', BATCH_SIZE: '' })).to.include({ port: 3000, batchSize: 2000 });
   });

@@ -23,6 +23,8 @@ export const ROUTES = {
   syncCoupon: { method: 'POST', path: '/coupons/:couponId/sync' },
   checkConsistency: { method: 'GET', path: '/coupons/:couponId/consistency' },
   health: { method: 'GET', path: '/health' },
+  healthz: { method: 'GET', path: '/healthz' },
+  readyz: { method: 'GET', path: '/readyz' },
 } as const satisfies Record<string, Route>;
 
 /** Registers handlers under a row of the table. */

@@ -1,5 +1,6 @@
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../project-root.js';
@@ -27,6 +28,38 @@ export async function migrateDatabase(url: string): Promise<void> {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * How many migrations of `migrations/` the database has not applied. Drizzle's
+ * migrator applies every journal entry newer than the last one it recorded in
+ * drizzle.__drizzle_migrations; the same rule counts what is missing.
+ */
+export async function pendingMigrations(client: Pick<pg.Pool, 'query'>): Promise<number> {
+  let applied = Number.NEGATIVE_INFINITY;
+  try {
+    const { rows } = await client.query<{ last: string | null }>(
+      'SELECT max(created_at)::text AS last FROM drizzle.__drizzle_migrations',
+    );
+    if (rows[0]?.last != null) applied = Number(rows[0].last);
+  } catch (err) {
+    // No migration table (42P01) or schema (3F000): nothing was ever applied.
+    const code = (err as { code?: string }).code;
+    if (code !== '42P01' && code !== '3F000') throw err;
+  }
+  return journal().filter((when) => when > applied).length;
+}
+
+let journalEntries: readonly number[] | undefined;
+
+/** The `when` of every migration the journal lists, read once. */
+function journal(): readonly number[] {
+  journalEntries ??= (
+    JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
+      entries: { when: number }[];
+    }
+  ).entries.map((e) => e.when);
+  return journalEntries;
 }
 
 async function ensureDatabaseExists(url: string): Promise<void> {

@@ -70,6 +70,11 @@ export class RedisKeys {
     return /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(key.slice(this.prefix.length));
   }
 
+  /** ZSET worker id ("<host>:<pid>") -> its last heartbeat (ms since the epoch, Redis's clock). */
+  workerHeartbeats(): string {
+    return `${this.prefix}workers:heartbeat`;
+  }
+
   /** Pattern matching every key of this deployment (for tests and tooling). */
   all(): string {
     return `${this.prefix}*`;
