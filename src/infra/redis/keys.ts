@@ -61,13 +61,14 @@ export class RedisKeys {
   }
 
   /**
-   * Whether a key is meant to carry an expiry. Only scratch sets and sync
-   * locks do: every other key lives until the service deletes it, and one that
-   * expired would silently forget state (an issued set gone lets issued users
-   * in again).
+   * Whether a key is meant to carry an expiry. Only scratch sets, sync locks
+   * and the worker heartbeats do: every other key lives until the service
+   * deletes it, and one that expired would silently forget state (an issued
+   * set gone lets issued users in again).
    */
   mayExpire(key: string): boolean {
-    return /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(key.slice(this.prefix.length));
+    const name = key.slice(this.prefix.length);
+    return name === 'workers:heartbeat' || /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(name);
   }
 
   /** ZSET worker id ("<host>:<pid>") -> its last heartbeat (ms since the epoch, Redis's clock). */
