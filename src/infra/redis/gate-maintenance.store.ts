@@ -80,7 +80,7 @@ export class RedisGateMaintenance implements GateMaintenance {
       const reply = (await this.scripts.run(
         'sync',
         [k.meta, k.issued, scratch, k.leases, k.sync],
-        [state.totalQuantity, state.remaining, state.closed ? 1 : 0, token],
+        [state.totalQuantity, state.remaining, state.closed ? 1 : 0, token, state.paused ? 1 : 0],
       )) as [number, string?];
       if (reply[0] === 1) return 'replaced';
       if (reply[0] === 0) return 'batchInFlight';

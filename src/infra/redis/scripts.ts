@@ -10,7 +10,9 @@ export type ScriptName =
   | 'load'
   | 'claim-expired'
   | 'sync'
-  | 'unlock-sync';
+  | 'unlock-sync'
+  | 'resize'
+  | 'window';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
