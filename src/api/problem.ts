@@ -37,7 +37,6 @@ const STATUS: Record<ProblemCode, number> = {
   EVENT_PAUSED: 409,
   EVENT_FINISHED: 409,
   QUANTITY_BELOW_ISSUED: 409,
-  INVALID_CURSOR: 400,
 };
 
 const TITLE: Record<ProblemCode, string> = {
@@ -65,7 +64,6 @@ const TITLE: Record<ProblemCode, string> = {
   EVENT_PAUSED: 'The event is paused',
   EVENT_FINISHED: 'The event is over',
   QUANTITY_BELOW_ISSUED: 'The quantity cannot go below what is issued',
-  INVALID_CURSOR: 'The page cursor is not valid',
 };
 
 /** Errors raised by express and body-parser, by their `type`. */

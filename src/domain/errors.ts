@@ -22,8 +22,7 @@ export type ErrorCode =
   | 'DEPENDENCY_UNAVAILABLE'
   | 'EVENT_PAUSED'
   | 'EVENT_FINISHED'
-  | 'QUANTITY_BELOW_ISSUED'
-  | 'INVALID_CURSOR';
+  | 'QUANTITY_BELOW_ISSUED';
 
 export interface FieldIssue {
   readonly path: string;

@@ -208,16 +208,12 @@ export interface CouponRepository {
   list(query: CouponListQuery): Promise<Coupon[]>;
   /**
    * Changes the coupon under its row lock (which also waits for any batch
-   * transaction of the coupon) and calls `confirm` with the changed record
-   * before committing: if `confirm` throws, nothing is written. Throws
-   * QUANTITY_BELOW_ISSUED when the new total is below the issued count.
-   * Null when the coupon does not exist.
+   * transaction of the coupon): `check` sees the locked record first and may
+   * refuse; `confirm` sees the changed record before the commit. If either
+   * throws, nothing is written. Throws QUANTITY_BELOW_ISSUED when the new
+   * total is below the issued count. Null when the coupon does not exist.
    */
-  update(
-    id: number,
-    change: CouponChange,
-    confirm: (before: Coupon, after: Coupon) => Promise<void>,
-  ): Promise<Coupon | null>;
+  update(id: number, change: CouponChange, hooks: CouponUpdateHooks): Promise<Coupon | null>;
   /** Sets (keeping the first time) or clears `pausedAt`; null when the coupon does not exist. */
   setPaused(id: number, paused: boolean): Promise<Coupon | null>;
   /** Moves a future `startsAt` to now (PostgreSQL's clock); null when the coupon does not exist. */
@@ -233,6 +229,11 @@ export interface CouponListQuery {
   readonly now: Date;
 }
 
+export interface CouponUpdateHooks {
+  check(before: Coupon): void;
+  confirm(before: Coupon, after: Coupon): Promise<void>;
+}
+
 export interface CouponChange {
   readonly name?: string;
   readonly totalQuantity?: number;
@@ -241,7 +242,11 @@ export interface CouponChange {
 }
 
 export interface RequestFigures {
-  readonly rejected: { readonly SOLD_OUT: number; readonly ALREADY_ISSUED: number; readonly EVENT_CLOSED: number };
+  readonly rejected: {
+    readonly SOLD_OUT: number;
+    readonly ALREADY_ISSUED: number;
+    readonly EVENT_CLOSED: number;
+  };
   /** Decided requests that arrived within the window. */
   readonly requestedInWindow: number;
   /** Coupons issued within the window. */

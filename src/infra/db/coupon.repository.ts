@@ -5,6 +5,7 @@ import type {
   CouponChange,
   CouponListQuery,
   CouponRepository,
+  CouponUpdateHooks,
   RequestFigures,
 } from '../../domain/ports.js';
 import type { Database } from './client.js';
@@ -82,11 +83,7 @@ export class PgCouponRepository implements CouponRepository {
     return rows.map(toCoupon);
   }
 
-  async update(
-    id: number,
-    change: CouponChange,
-    confirm: (before: Coupon, after: Coupon) => Promise<void>,
-  ): Promise<Coupon | null> {
+  async update(id: number, change: CouponChange, hooks: CouponUpdateHooks): Promise<Coupon | null> {
     return postgresCall(() =>
       this.db.transaction(
         async (tx) => {
@@ -94,6 +91,8 @@ export class PgCouponRepository implements CouponRepository {
           // until this change (and the Redis change confirming it) is done.
           const [locked] = await tx.select().from(coupons).where(eq(coupons.id, id)).for('update');
           if (!locked) return null;
+          const before = toCoupon(locked);
+          hooks.check(before);
           const wanted = change.totalQuantity;
           if (wanted !== undefined && wanted < locked.issuedCount) {
             throw belowIssued(locked.issuedCount);
@@ -115,7 +114,7 @@ export class PgCouponRepository implements CouponRepository {
             .returning();
           if (!row) throw belowIssued(locked.issuedCount);
           const after = toCoupon(row);
-          await confirm(toCoupon(locked), after);
+          await hooks.confirm(before, after);
           return after;
         },
         { isolationLevel: 'read committed' },
@@ -244,7 +243,10 @@ function statusIs(status: CouponStatus, now: Date): SQL {
     }
     parts.push(sql`NOT ${condition}`);
   }
-  return sql.join(parts.map((p) => sql`(${p})`), sql` AND `);
+  return sql.join(
+    parts.map((p) => sql`(${p})`),
+    sql` AND `,
+  );
 }
 
 function toCoupon(row: CouponRow): Coupon {
