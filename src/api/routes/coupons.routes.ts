@@ -81,7 +81,7 @@ export function couponRoutes(deps: {
   });
 
   serve(router, ROUTES.listCoupons, requireAdmin(deps.adminToken), async (req, res) => {
-    const query = parse(listCouponsQuery, req.query, 'query');
+    const query = parse(listCouponsQuery, queryOf(req.originalUrl), 'query');
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const listing = await deps.listCoupons.execute({
       status: query.status ?? null,
@@ -132,3 +132,16 @@ export function couponRoutes(deps: {
 }
 
 const DEFAULT_PAGE_SIZE = 20;
+
+/**
+ * The query string as an object, read here because the app parses no query
+ * strings anywhere else: a repeated key becomes an array, which the schema refuses.
+ */
+function queryOf(url: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [key, value] of new URL(url, 'http://localhost').searchParams) {
+    const seen = out[key];
+    out[key] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  return out;
+}
