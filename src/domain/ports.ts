@@ -45,6 +45,8 @@ export interface GateSnapshot {
   /** A sync holds the coupon: no batch is taken until it ends (or its lock expires). */
   readonly paused: boolean;
   readonly closed: boolean;
+  /** An operator paused the event (the meta's `paused` flag): nothing is accepted or decided. */
+  readonly operatorPaused?: boolean;
 }
 
 /** Operator-side access to the gate: inspecting it and rebuilding it from PostgreSQL. */

@@ -133,15 +133,29 @@ describe('operator endpoints: pause, resume, open, edit, list, stats', () => {
       expect((await couponState(h.container, couponId)).queued).to.equal(0);
     });
 
-    it('when a sync rebuilds a paused event, then it stays paused', async () => {
+    it('when Redis lost the pause of a paused event, then consistency names the drift and a sync puts the pause back', async () => {
       const couponId = await createCoupon(h.baseUrl, { name: 'Synced', totalQuantity: 5 });
       await post(couponId, 'pause');
       await h.container.redis.hset(h.container.keys.coupon(couponId).meta, 'paused', '0');
 
+      const seen = await http<{ drift: { code: string }[] }>(
+        h.baseUrl,
+        'GET',
+        `/coupons/${couponId}/consistency`,
+        { admin: true },
+      );
       const synced = await http(h.baseUrl, 'POST', `/coupons/${couponId}/sync`, { admin: true });
+      const after = await http<{ consistent: boolean }>(
+        h.baseUrl,
+        'GET',
+        `/coupons/${couponId}/consistency`,
+        { admin: true },
+      );
 
+      expect(seen.body.drift.map((d) => d.code)).to.deep.equal(['PAUSED_MISMATCH']);
       expect(synced.status).to.equal(200);
       expect((await meta(couponId)).paused).to.equal('1');
+      expect(after.body.consistent).to.equal(true);
     });
 
     it('when a finished event is paused, then 409 EVENT_FINISHED and nothing changes', async () => {

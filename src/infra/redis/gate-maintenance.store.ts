@@ -50,6 +50,7 @@ export class RedisGateMaintenance implements GateMaintenance {
         inflightIssuedUserIds: inflightIssued,
         paused: syncing === 1,
         closed: meta.closed === '1',
+        operatorPaused: meta.paused === '1',
       };
     });
   }
