@@ -37,51 +37,64 @@ export class UpdateCoupon {
     const now = this.deps.now?.() ?? new Date();
     const windowChanges = change.startsAt !== undefined || change.endsAt !== undefined;
     let resized = false;
-    const coupon = await this.deps.coupons.update(couponId, change, {
-      check: (before) => {
-        if (windowChanges) checkWindow(before, change, now);
-      },
-      confirm: async (before, after) => {
-        if (change.totalQuantity !== undefined && change.totalQuantity !== before.totalQuantity) {
-          const result = await this.deps.control.resize(couponId, change.totalQuantity);
-          if (result.kind === 'refused') {
-            throw new DomainError(
-              'QUANTITY_BELOW_ISSUED',
-              `totalQuantity cannot go below ${result.minimum}: ${result.minimum} coupons are issued or being decided`,
-              {
-                errors: [{ path: 'totalQuantity', message: `must be at least ${result.minimum}` }],
-              },
-            );
+    let coupon: Coupon | null;
+    try {
+      coupon = await this.deps.coupons.update(couponId, change, {
+        check: (before) => {
+          if (windowChanges) checkWindow(before, change, now);
+        },
+        confirm: async (before, after) => {
+          if (change.totalQuantity !== undefined && change.totalQuantity !== before.totalQuantity) {
+            resized = await this.resize(couponId, change.totalQuantity);
           }
-          if (result.kind === 'syncing') {
-            throw new DomainError(
-              'SYNC_IN_PROGRESS',
-              `a sync of coupon ${couponId} is running; change the quantity once it ends`,
-            );
-          }
-          resized = result.kind === 'resized';
-        }
-        if (windowChanges) {
-          try {
+          if (windowChanges) {
             await this.deps.control.setWindow(couponId, after.startsAt, after.endsAt);
-          } catch (err) {
-            // The stock moved already: put it back, or Redis keeps a total PostgreSQL refused.
-            if (resized) await this.undoResize(couponId, before.totalQuantity);
-            throw err;
           }
-        }
-      },
-    });
+        },
+      });
+    } catch (err) {
+      // Redis took the new total but the change failed afterwards (the window write or the
+      // commit): Redis must not keep a total PostgreSQL may not hold.
+      if (resized) await this.realign(couponId);
+      throw err;
+    }
     if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
     await this.deps.scheduler.schedule(coupon);
     return coupon;
   }
 
-  private async undoResize(couponId: number, total: number): Promise<void> {
+  /** True when the loaded gate took the new total; false when it is not loaded. */
+  private async resize(couponId: number, totalQuantity: number): Promise<boolean> {
+    const result = await this.deps.control.resize(couponId, totalQuantity);
+    switch (result.kind) {
+      case 'resized':
+        return true;
+      case 'notLoaded':
+        return false;
+      case 'refused':
+        throw new DomainError(
+          'QUANTITY_BELOW_ISSUED',
+          `totalQuantity cannot go below ${result.minimum}: ${result.minimum} coupons are issued or being decided`,
+          { errors: [{ path: 'totalQuantity', message: `must be at least ${result.minimum}` }] },
+        );
+      case 'syncing':
+        throw new DomainError(
+          'SYNC_IN_PROGRESS',
+          `a sync of coupon ${couponId} is running; change the quantity once it ends`,
+        );
+    }
+  }
+
+  /** Puts PostgreSQL's total back into the gate, whatever the failed change left there. */
+  private async realign(couponId: number): Promise<void> {
     try {
-      await this.deps.control.resize(couponId, total);
+      const current = await this.deps.coupons.findById(couponId);
+      const result = current && (await this.deps.control.resize(couponId, current.totalQuantity));
+      if (result && result.kind !== 'resized' && result.kind !== 'notLoaded') {
+        throw new Error(`the gate answered ${result.kind}`);
+      }
     } catch (err) {
-      this.deps.logger.error('the Redis stock kept a total PostgreSQL did not take; sync it', {
+      this.deps.logger.error('the Redis total may differ from PostgreSQL; sync the coupon', {
         couponId,
         error: String(err),
       });
