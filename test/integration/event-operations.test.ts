@@ -108,8 +108,9 @@ describe('operator endpoints: pause, resume, open, edit, list, stats', () => {
         totalQuantity: 5,
       });
       for (const u of ['c1', 'c2']) await requestIssue(h.baseUrl, couponId, u);
-      await post(couponId, 'pause');
-      await post(couponId, 'close');
+      expect((await post(couponId, 'pause')).status).to.equal(200);
+      expect((await post(couponId, 'close')).status).to.equal(200);
+      expect(await meta(couponId)).to.include({ paused: '1', closed: '1' });
 
       await drainAll(h.container);
 

@@ -88,9 +88,8 @@ export function couponRoutes(deps: {
       limit,
       afterId: query.after ?? null,
     });
-    const now = new Date();
     res.json({
-      items: listing.items.map((item) => presentCouponListItem(item.coupon, item.gate, now)),
+      items: listing.items.map((item) => presentCouponListItem(item.coupon, item.gate, listing.at)),
       limit,
       nextCursor: listing.nextAfterId === null ? null : encodeCursor(listing.nextAfterId),
     });

@@ -5,6 +5,8 @@ export interface CouponListing {
   readonly items: readonly { readonly coupon: Coupon; readonly gate: GateFigures | null }[];
   /** The id to continue after, or null on the last page. */
   readonly nextAfterId: number | null;
+  /** The time the status filter was judged at: statuses shown must be judged at it too. */
+  readonly at: Date;
 }
 
 /** Events newest first, each with its live figures from Redis when its gate is loaded. */
@@ -26,6 +28,7 @@ export class ListCoupons {
     return {
       items: page.map((coupon) => ({ coupon, gate: figures.get(coupon.id) ?? null })),
       nextAfterId: rows.length > query.limit ? (page[page.length - 1]?.id ?? null) : null,
+      at: now,
     };
   }
 }
