@@ -3,27 +3,34 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
-import type {
-  GateMaintenance,
-  IdGenerator,
-  IssueGate,
-  IssueLedger,
-  IssueQueue,
-  Logger,
+import {
+  NO_SCHEDULER,
+  type GateMaintenance,
+  type IdGenerator,
+  type IssueGate,
+  type IssueLedger,
+  type IssueQueue,
+  type Logger,
 } from './domain/ports.js';
 import { BatchSettler } from './domain/use-cases/batch-settler.js';
 import { CheckConsistency } from './domain/use-cases/check-consistency.js';
 import { CloseCoupon } from './domain/use-cases/close-coupon.js';
 import { CouponGateLoader } from './domain/use-cases/coupon-gate-loader.js';
+import { CouponStatsQuery } from './domain/use-cases/coupon-stats.js';
 import { CreateCoupon } from './domain/use-cases/create-coupon.js';
 import { GetCoupon } from './domain/use-cases/get-coupon.js';
 import { GetIssueRequest } from './domain/use-cases/get-issue-request.js';
+import { ListCoupons } from './domain/use-cases/list-coupons.js';
+import { OpenCoupon } from './domain/use-cases/open-coupon.js';
+import { PauseCoupon } from './domain/use-cases/pause-coupon.js';
 import { ProcessNextBatch } from './domain/use-cases/process-next-batch.js';
 import { ReactivateLiveCoupons } from './domain/use-cases/reactivate-live-coupons.js';
 import { RecoverExpiredBatches } from './domain/use-cases/recover-expired-batches.js';
 import { RestoreGates } from './domain/use-cases/restore-gates.js';
+import { ResumeCoupon } from './domain/use-cases/resume-coupon.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
 import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
+import { UpdateCoupon } from './domain/use-cases/update-coupon.js';
 import type { Config } from './infra/config.js';
 import { checkPostgres, createDatabase, createPool } from './infra/db/client.js';
 import { pendingMigrations } from './infra/db/migrate.js';
@@ -31,6 +38,7 @@ import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
 import { faultPoints } from './infra/fault-points.js';
 import { connectRedis } from './infra/redis/client.js';
+import { RedisEventControl } from './infra/redis/event-control.store.js';
 import { RedisGateMaintenance } from './infra/redis/gate-maintenance.store.js';
 import { RedisHeartbeats } from './infra/redis/heartbeat.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
@@ -86,6 +94,12 @@ export interface Container {
     closeCoupon: CloseCoupon;
     syncCoupon: SyncCoupon;
     checkConsistency: CheckConsistency;
+    listCoupons: ListCoupons;
+    updateCoupon: UpdateCoupon;
+    openCoupon: OpenCoupon;
+    pauseCoupon: PauseCoupon;
+    resumeCoupon: ResumeCoupon;
+    couponStats: CouponStatsQuery;
     submitIssueRequest: SubmitIssueRequest;
     getIssueRequest: GetIssueRequest;
     health: () => Promise<HealthReport>;
@@ -165,6 +179,8 @@ export async function createContainer(
   const maintenance = new RedisGateMaintenance(workerRedis, workerScripts, keys);
 
   const loader = new CouponGateLoader({ coupons, gate });
+  const control = new RedisEventControl(redis, scripts, keys);
+  const scheduler = NO_SCHEDULER;
   // Sync and recovery need each other (a batch settled against a rebuilt gate triggers a sync;
   // a sync settles expired batches first): the settler reaches the sync through a closure.
   const settler: BatchSettler = new BatchSettler({
@@ -246,9 +262,15 @@ export async function createContainer(
     api: {
       createCoupon: new CreateCoupon({ coupons, gate, logger }),
       getCoupon: new GetCoupon({ coupons }),
-      closeCoupon: new CloseCoupon({ coupons, gate }),
+      closeCoupon: new CloseCoupon({ coupons, gate, scheduler }),
       syncCoupon,
       checkConsistency: new CheckConsistency({ coupons, maintenance }),
+      listCoupons: new ListCoupons({ coupons, control }),
+      updateCoupon: new UpdateCoupon({ coupons, control, scheduler, logger }),
+      openCoupon: new OpenCoupon({ coupons, control, loader, scheduler }),
+      pauseCoupon: new PauseCoupon({ coupons, control, scheduler }),
+      resumeCoupon: new ResumeCoupon({ coupons, control, scheduler }),
+      couponStats: new CouponStatsQuery({ coupons, control }),
       submitIssueRequest: new SubmitIssueRequest({ gate, loader, ids }),
       getIssueRequest: new GetIssueRequest({ gate, ledger, loader, coupons }),
       health,

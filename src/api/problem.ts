@@ -34,6 +34,9 @@ const STATUS: Record<ProblemCode, number> = {
   HEADERS_TOO_LARGE: 431,
   INTERNAL_ERROR: 500,
   DEPENDENCY_UNAVAILABLE: 503,
+  EVENT_PAUSED: 409,
+  EVENT_FINISHED: 409,
+  QUANTITY_BELOW_ISSUED: 409,
 };
 
 const TITLE: Record<ProblemCode, string> = {
@@ -58,6 +61,9 @@ const TITLE: Record<ProblemCode, string> = {
   HEADERS_TOO_LARGE: 'The URL or headers are too large',
   INTERNAL_ERROR: 'Internal error',
   DEPENDENCY_UNAVAILABLE: 'Service temporarily unavailable',
+  EVENT_PAUSED: 'The event is paused',
+  EVENT_FINISHED: 'The event is over',
+  QUANTITY_BELOW_ISSUED: 'The quantity cannot go below what is issued',
 };
 
 /** Errors raised by express and body-parser, by their `type`. */

@@ -16,29 +16,82 @@ export const couponIdParam = z
 const EARLIEST = new Date('1970-01-01T00:00:00.000Z');
 const LATEST = new Date('9999-12-31T23:59:59.999Z');
 
-const timestamp = z.iso
+const instant = z.iso
   .datetime({ offset: true, message: 'must be an ISO 8601 date-time with a time zone' })
   .transform((v) => new Date(v))
   .refine((d) => d >= EARLIEST && d <= LATEST, {
     message: 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z',
-  })
-  .nullish()
-  .transform((v) => v ?? null);
+  });
+
+const timestamp = instant.nullish().transform((v) => v ?? null);
+
+const couponName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  // PostgreSQL text cannot hold NUL (the insert fails), and a lone surrogate
+  // would be stored as U+FFFD: refuse both instead of failing or altering the name.
+  .refine((v) => !v.includes('\u0000') && !/\p{Surrogate}/u.test(v), {
+    message: 'must be well-formed Unicode without NUL characters',
+  });
+
+const totalQuantity = z.number().int().min(1).max(MAX_TOTAL_QUANTITY);
 
 export const createCouponBody = z.strictObject({
-  name: z
-    .string()
-    .trim()
-    .min(1)
-    .max(200)
-    // PostgreSQL text cannot hold NUL (the insert fails), and a lone surrogate
-    // would be stored as U+FFFD: refuse both instead of failing or altering the name.
-    .refine((v) => !v.includes('\u0000') && !/\p{Surrogate}/u.test(v), {
-      message: 'must be well-formed Unicode without NUL characters',
-    }),
-  totalQuantity: z.number().int().min(1).max(MAX_TOTAL_QUANTITY),
+  name: couponName,
+  totalQuantity,
   startsAt: timestamp,
   endsAt: timestamp,
+});
+
+/** A field left out stays as it is; a window bound set to null is removed. */
+export const updateCouponBody = z
+  .strictObject({
+    name: couponName.optional(),
+    totalQuantity: totalQuantity.optional(),
+    startsAt: instant.nullable().optional(),
+    endsAt: instant.nullable().optional(),
+  })
+  .refine((body) => Object.values(body).some((v) => v !== undefined), {
+    message: 'must change at least one of name, totalQuantity, startsAt, endsAt',
+  });
+
+export const COUPON_STATUSES = [
+  'OPEN',
+  'SCHEDULED',
+  'PAUSED',
+  'SOLD_OUT',
+  'ENDED',
+  'CLOSED',
+] as const;
+
+/**
+ * The page cursor is opaque to clients (base64url of the last id served), so
+ * the paging scheme can change without breaking them.
+ */
+export function encodeCursor(afterId: number): string {
+  return Buffer.from(String(afterId), 'utf8').toString('base64url');
+}
+
+const cursor = z.string().transform((value, ctx) => {
+  const decoded = Buffer.from(value, 'base64url').toString('utf8');
+  if (!/^[1-9][0-9]{0,14}$/.test(decoded) || encodeCursor(Number(decoded)) !== value) {
+    ctx.addIssue({ code: 'custom', message: 'must be a nextCursor from an earlier page' });
+    return z.NEVER;
+  }
+  return Number(decoded);
+});
+
+export const listCouponsQuery = z.strictObject({
+  status: z.enum(COUPON_STATUSES).optional(),
+  limit: z
+    .string()
+    .regex(/^[1-9][0-9]{0,2}$/, 'must be an integer from 1 to 100')
+    .transform(Number)
+    .refine((n) => n <= 100, 'must be an integer from 1 to 100')
+    .optional(),
+  after: cursor.optional(),
 });
 
 export const issueRequestBody = z.strictObject({

@@ -30,6 +30,8 @@ export interface CouponGateState {
   readonly startsAt: Date | null;
   readonly endsAt: Date | null;
   readonly closed: boolean;
+  /** An operator holds the event paused: nothing is accepted or decided. */
+  readonly paused: boolean;
   readonly issuedUserIds: readonly string[];
 }
 
@@ -42,4 +44,9 @@ export function couponStatus(coupon: Coupon, now: Date): CouponStatus {
   if (coupon.endsAt && now >= coupon.endsAt) return 'ENDED';
   if (coupon.pausedAt) return 'PAUSED';
   return 'OPEN';
+}
+
+/** Finished for good (quantity aside): no window edit, open or pause applies. */
+export function isFinished(status: CouponStatus): boolean {
+  return status === 'CLOSED' || status === 'ENDED' || status === 'SOLD_OUT';
 }

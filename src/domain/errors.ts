@@ -19,7 +19,10 @@ export type ErrorCode =
   | 'ALREADY_ISSUED'
   | 'SOLD_OUT'
   | 'EVENT_NOT_OPEN'
-  | 'DEPENDENCY_UNAVAILABLE';
+  | 'DEPENDENCY_UNAVAILABLE'
+  | 'EVENT_PAUSED'
+  | 'EVENT_FINISHED'
+  | 'QUANTITY_BELOW_ISSUED';
 
 export interface FieldIssue {
   readonly path: string;

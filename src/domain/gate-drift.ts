@@ -9,7 +9,8 @@ export type DriftCode =
   | 'ISSUED_SET_EXTRA_USERS'
   | 'CLOSED_MISMATCH'
   | 'EXPIRED_LEASES'
-  | 'DRAINING_PAUSED';
+  | 'DRAINING_PAUSED'
+  | 'PAUSED_MISMATCH';
 
 export interface Drift {
   readonly code: DriftCode;
@@ -75,6 +76,14 @@ export function gateDrift(redis: GateSnapshot | null, postgres: CouponGateState)
       detail: 'Redis and PostgreSQL disagree on whether the event is closed',
       redis: redis.closed,
       postgres: postgres.closed,
+    });
+  }
+  if ((redis.operatorPaused ?? false) !== postgres.paused) {
+    drift.push({
+      code: 'PAUSED_MISMATCH',
+      detail: 'Redis and PostgreSQL disagree on whether an operator paused the event',
+      redis: redis.operatorPaused ?? false,
+      postgres: postgres.paused,
     });
   }
   if (redis.expiredLeases > 0) {

@@ -2,13 +2,16 @@
  * The ports the domain needs. Adapters in src/infra implement them over Redis
  * and PostgreSQL; unit tests replace them with sinon fakes.
  */
-import type { Coupon, CouponGateState, NewCoupon } from './coupon.js';
+import type { Coupon, CouponGateState, CouponStatus, NewCoupon } from './coupon.js';
 import type { IssueRequestView, Outcome, RequestRef } from './issue-request.js';
 
 export type AcceptResult =
   | { readonly kind: 'accepted'; readonly arrival: string; readonly nonce: string }
   | { readonly kind: 'alreadyPending'; readonly arrival: string; readonly nonce: string }
-  | { readonly kind: 'rejected'; readonly code: 'ALREADY_ISSUED' | 'SOLD_OUT' | 'EVENT_NOT_OPEN' }
+  | {
+      readonly kind: 'rejected';
+      readonly code: 'ALREADY_ISSUED' | 'SOLD_OUT' | 'EVENT_NOT_OPEN' | 'EVENT_PAUSED';
+    }
   | { readonly kind: 'notLoaded' };
 
 /** The fast gate in front of the queue (Redis). */
@@ -42,6 +45,8 @@ export interface GateSnapshot {
   /** A sync holds the coupon: no batch is taken until it ends (or its lock expires). */
   readonly paused: boolean;
   readonly closed: boolean;
+  /** An operator paused the event (the meta's `paused` flag): nothing is accepted or decided. */
+  readonly operatorPaused?: boolean;
 }
 
 /** Operator-side access to the gate: inspecting it and rebuilding it from PostgreSQL. */
@@ -201,6 +206,82 @@ export interface CouponRepository {
   gateState(id: number): Promise<CouponGateState | null>;
   /** Coupons that may still take requests (not closed, not sold out, not long ended). */
   liveCouponIds(): Promise<number[]>;
+  /** Newest first (id descending), after the id `afterId` when given. */
+  list(query: CouponListQuery): Promise<Coupon[]>;
+  /**
+   * Changes the coupon under its row lock (which also waits for any batch
+   * transaction of the coupon): `check` sees the locked record first and may
+   * refuse; `confirm` sees the changed record before the commit. If either
+   * throws, nothing is written. Throws QUANTITY_BELOW_ISSUED when the new
+   * total is below the issued count. Null when the coupon does not exist.
+   */
+  update(id: number, change: CouponChange, hooks: CouponUpdateHooks): Promise<Coupon | null>;
+  /** Sets (keeping the first time) or clears `pausedAt`; null when the coupon does not exist. */
+  setPaused(id: number, paused: boolean): Promise<Coupon | null>;
+  /** Moves a future `startsAt` to now (PostgreSQL's clock); null when the coupon does not exist. */
+  startNow(id: number): Promise<Coupon | null>;
+  /** Figures of the coupon's decided requests, from PostgreSQL. */
+  requestFigures(id: number, windowMs: number): Promise<RequestFigures>;
+}
+
+export interface CouponListQuery {
+  readonly status: CouponStatus | null;
+  readonly limit: number;
+  readonly afterId: number | null;
+  readonly now: Date;
+}
+
+export interface CouponUpdateHooks {
+  check(before: Coupon): void;
+  confirm(before: Coupon, after: Coupon): Promise<void>;
+}
+
+export interface CouponChange {
+  readonly name?: string;
+  readonly totalQuantity?: number;
+  readonly startsAt?: Date | null;
+  readonly endsAt?: Date | null;
+}
+
+export interface RequestFigures {
+  readonly rejected: {
+    readonly SOLD_OUT: number;
+    readonly ALREADY_ISSUED: number;
+    readonly EVENT_CLOSED: number;
+  };
+  /** Decided requests that arrived within the window. */
+  readonly requestedInWindow: number;
+  /** Coupons issued within the window. */
+  readonly issuedInWindow: number;
+}
+
+/** What the gate holds for a loaded coupon, for operators. */
+export interface GateFigures {
+  readonly stock: number;
+  readonly queued: number;
+  /** Requests taken into batches not yet settled. */
+  readonly inFlight: number;
+  readonly paused: boolean;
+}
+
+export type ResizeResult =
+  | { readonly kind: 'resized'; readonly stock: number }
+  | { readonly kind: 'refused'; readonly minimum: number }
+  | { readonly kind: 'notLoaded' }
+  | { readonly kind: 'syncing' };
+
+/** Operator changes to a coupon's Redis gate, and its live figures. */
+export interface EventControl {
+  /** Sets the total and moves the stock with it, unless the stock cannot give up a shrink. */
+  resize(couponId: number, totalQuantity: number): Promise<ResizeResult>;
+  /** Writes the window of a loaded gate; false when the gate is not loaded. */
+  setWindow(couponId: number, startsAt: Date | null, endsAt: Date | null): Promise<boolean>;
+  /** Writes the pause flag, loaded or not (a load that races it keeps it). */
+  setPaused(couponId: number, paused: boolean): Promise<void>;
+  /** Figures of those coupons whose gate is loaded, in one round trip. */
+  figures(couponIds: readonly number[]): Promise<ReadonlyMap<number, GateFigures>>;
+  /** Requests still in Redis (queued or in flight) that arrived within the last `windowMs`. */
+  recentArrivals(couponId: number, windowMs: number): Promise<number>;
 }
 
 /**

@@ -856,8 +856,16 @@ const getRequestCases: Case[] = [
 ];
 
 const methodCases: Case[] = [
-  ...['GET', 'PUT', 'DELETE', 'PATCH'].map((method) => ['/coupons', method] as const),
-  ...['POST', 'PUT', 'DELETE', 'PATCH'].map((method) => ['/coupons/{coupon}', method] as const),
+  ...['PUT', 'DELETE', 'PATCH'].map((method) => ['/coupons', method] as const),
+  ...['POST', 'PUT', 'DELETE'].map((method) => ['/coupons/{coupon}', method] as const),
+  ...['open', 'pause', 'resume'].flatMap((action) =>
+    ['GET', 'PUT', 'DELETE', 'PATCH'].map(
+      (method) => [`/coupons/{coupon}/${action}`, method] as const,
+    ),
+  ),
+  ...['POST', 'PUT', 'DELETE', 'PATCH'].map(
+    (method) => ['/coupons/{coupon}/stats', method] as const,
+  ),
   ...['GET', 'PUT', 'DELETE', 'PATCH'].map((method) => [ISSUE_PATH, method] as const),
   ...['POST', 'PUT', 'DELETE', 'PATCH'].map(
     (method) => ['/issue-requests/{issued}', method] as const,
@@ -972,7 +980,10 @@ const closeCases: Case[] = [
  * the coupon's Redis gate, so only refusals are sent to it. A consistency check
  * only reads, but is held to refusals like everything else here.
  */
-function operatorRouteCases(method: 'POST' | 'GET', action: 'sync' | 'consistency'): Case[] {
+function operatorRouteCases(
+  method: 'POST' | 'GET',
+  action: 'sync' | 'consistency' | 'open' | 'pause' | 'resume' | 'stats',
+): Case[] {
   const label = `${method} /coupons/:id/${action}`;
   const at = (id: string) => `/coupons/${id}/${action}`;
   return [
@@ -1096,6 +1107,143 @@ const operatorNearMissCases: Case[] = [
   },
 ];
 
+/**
+ * PATCH /coupons/:couponId (operator) edits a coupon: only refusals are sent,
+ * against the real coupon (one issued, one waiting), so each must change nothing.
+ */
+const PATCH_PATH = '/coupons/{coupon}';
+const VALID_PATCH_TEXT = JSON.stringify({ name: 'Renamed' });
+const patchCase = (
+  when: string,
+  body: string | Uint8Array,
+  expected: Expected,
+  headers: HeaderPatch = {},
+  path = PATCH_PATH,
+): Case => ({
+  when: `PATCH /coupons/:id is sent ${when}`,
+  method: 'PATCH',
+  path,
+  headers: mergeHeaders(ADMIN, JSON_TYPE, headers),
+  body,
+  ...expected,
+});
+const inHours = (hours: number) => new Date(Date.now() + hours * 3_600_000).toISOString();
+const patchCases: Case[] = [
+  ...AUTH_VARIANTS.map(([when, authorization]) =>
+    patchCase(`with ${when}`, VALID_PATCH_TEXT, UNAUTHORIZED, {
+      authorization: authorization ?? null,
+    }),
+  ),
+  patchCase('without a token and malformed JSON', '{', UNAUTHORIZED, { authorization: null }),
+  ...(
+    [
+      ['an empty object', {}, []],
+      ['an unknown field', { name: 'x', color: 'red' }, []],
+      ['id as a field', { id: 5 }, []],
+      ['issuedCount as a field', { issuedCount: 0 }, []],
+      ['an empty name', { name: '' }, ['name']],
+      ['a blank name', { name: '   ' }, ['name']],
+      ['a 201-character name', { name: 'x'.repeat(201) }, ['name']],
+      ['a name with NUL', { name: 'a\u0000b' }, ['name']],
+      ['a numeric name', { name: 5 }, ['name']],
+      ['a null name', { name: null }, ['name']],
+      ['totalQuantity 0', { totalQuantity: 0 }, ['totalQuantity']],
+      ['totalQuantity -1', { totalQuantity: -1 }, ['totalQuantity']],
+      ['totalQuantity 1.5', { totalQuantity: 1.5 }, ['totalQuantity']],
+      ['totalQuantity as a string', { totalQuantity: '20' }, ['totalQuantity']],
+      ['totalQuantity null', { totalQuantity: null }, ['totalQuantity']],
+      ['totalQuantity over the maximum', { totalQuantity: 10_000_001 }, ['totalQuantity']],
+      ['startsAt without a time zone', { startsAt: '2030-01-01T00:00:00' }, ['startsAt']],
+      ['startsAt as a date only', { startsAt: '2030-01-01' }, ['startsAt']],
+      ['startsAt as a number', { startsAt: 1_900_000_000_000 }, ['startsAt']],
+      ['startsAt in year 10000', { startsAt: '+010000-01-01T00:00:00Z' }, ['startsAt']],
+      ['endsAt as garbage', { endsAt: 'tomorrow' }, ['endsAt']],
+      ['endsAt before startsAt', { startsAt: inHours(2), endsAt: inHours(1) }, ['endsAt']],
+      ['endsAt in the past', { endsAt: '2001-01-01T00:00:00Z' }, ['endsAt']],
+      ['an array', [{ name: 'x' }], []],
+    ] as [string, unknown, string[]][]
+  ).map(([what, body, mentions]) =>
+    patchCase(`by an operator with ${what}`, JSON.stringify(body), VALIDATION(...mentions)),
+  ),
+  patchCase('by an operator with malformed JSON', '{"name":', INVALID_JSON),
+  // Only an object or an array is read as a JSON body.
+  patchCase('by an operator with a JSON string', '"rename"', INVALID_JSON),
+  patchCase('by an operator with JSON null', 'null', INVALID_JSON),
+  patchCase(
+    'by an operator with a body over 16kb',
+    VALID_PATCH_TEXT + ' '.repeat(OVER_LIMIT),
+    TOO_LARGE,
+  ),
+  ...contentTypeCases(
+    (when, body, expected, headers) => patchCase(when, body, expected, headers),
+    VALID_PATCH_TEXT,
+    'name=Renamed',
+  ),
+  ...['abc', '0', '01', '1.5'].map((id) =>
+    patchCase(
+      `for the malformed id ${id}`,
+      VALID_PATCH_TEXT,
+      VALIDATION('couponId'),
+      {},
+      `/coupons/${id}`,
+    ),
+  ),
+  patchCase(
+    'for an unknown well-formed id',
+    VALID_PATCH_TEXT,
+    COUPON_NOT_FOUND,
+    {},
+    '/coupons/999999999999999',
+  ),
+];
+
+/** GET /coupons (operator) reads only, but its query is held to refusals like everything else. */
+const listCases: Case[] = [
+  ...AUTH_VARIANTS.map(([when, authorization]) => ({
+    when: `GET /coupons is sent with ${when}`,
+    method: 'GET',
+    path: '/coupons',
+    headers: mergeHeaders({ authorization: authorization ?? null }),
+    ...UNAUTHORIZED,
+  })),
+  {
+    when: 'GET /coupons?limit=abc is sent without a token',
+    method: 'GET',
+    path: '/coupons?limit=abc',
+    ...UNAUTHORIZED,
+  },
+  ...(
+    [
+      ['limit=0', ['limit']],
+      ['limit=101', ['limit']],
+      ['limit=-1', ['limit']],
+      ['limit=1.5', ['limit']],
+      ['limit=abc', ['limit']],
+      ['limit=', ['limit']],
+      ['limit=01', ['limit']],
+      ['limit=1e2', ['limit']],
+      ['limit=5&limit=6', ['limit']],
+      ['status=open', ['status']],
+      ['status=SOLD%20OUT', ['status']],
+      ['status=', ['status']],
+      ['status=OPEN&status=CLOSED', ['status']],
+      ['after=', ['after']],
+      ['after=not-a-cursor', ['after']],
+      ['after=MA', ['after']],
+      ['after=LTE', ['after']],
+      ['after=%00', ['after']],
+      ['page=2', []],
+      ['offset=10', []],
+    ] as [string, string[]][]
+  ).map(([query, mentions]) => ({
+    when: `GET /coupons?${query} is sent by an operator`,
+    method: 'GET',
+    path: `/coupons?${query}`,
+    headers: ADMIN,
+    ...VALIDATION(...mentions),
+  })),
+];
+
 const TABLE: readonly (readonly [string, readonly Case[]])[] = [
   ['POST /coupons: body', createCouponCases],
   [
@@ -1125,6 +1273,12 @@ const TABLE: readonly (readonly [string, readonly Case[]])[] = [
     'GET /coupons/:couponId/consistency: path and authorization',
     operatorRouteCases('GET', 'consistency'),
   ],
+  ['GET /coupons', listCases],
+  ['PATCH /coupons/:couponId', patchCases],
+  ['POST /coupons/:couponId/open', operatorRouteCases('POST', 'open')],
+  ['POST /coupons/:couponId/pause', operatorRouteCases('POST', 'pause')],
+  ['POST /coupons/:couponId/resume', operatorRouteCases('POST', 'resume')],
+  ['GET /coupons/:couponId/stats', operatorRouteCases('GET', 'stats')],
   ['near the operator routes', operatorNearMissCases],
   ['wrong methods on known paths', methodCases],
   ['unknown routes', unknownRouteCases],

@@ -89,10 +89,14 @@ describe('routes: 404 or 405 with Allow, from one table', () => {
   });
 
   const cases: [method: string, path: string, allow: string][] = [
-    ['DELETE', '/coupons', 'POST'],
-    ['GET', '/coupons', 'POST'],
-    ['PUT', '/coupons/1', 'GET, HEAD'],
-    ['POST', '/coupons/1/', 'GET, HEAD'],
+    ['DELETE', '/coupons', 'GET, HEAD, POST'],
+    ['PUT', '/coupons', 'GET, HEAD, POST'],
+    ['PUT', '/coupons/1', 'GET, HEAD, PATCH'],
+    ['GET', '/coupons/1/pause', 'POST'],
+    ['DELETE', '/coupons/1/open', 'POST'],
+    ['GET', '/coupons/1/resume', 'POST'],
+    ['POST', '/coupons/1/stats', 'GET, HEAD'],
+    ['POST', '/coupons/1/', 'GET, HEAD, PATCH'],
     ['GET', '/coupons/1/issue-requests', 'POST'],
     ['GET', '/coupons/1/close', 'POST'],
     ['DELETE', '/coupons/1/sync', 'POST'],

@@ -19,6 +19,11 @@ function fakes(now = { ms: 1_000 }) {
     close: sinon.stub(),
     gateState: sinon.stub(),
     liveCouponIds: sinon.stub(),
+    list: sinon.stub(),
+    update: sinon.stub(),
+    setPaused: sinon.stub(),
+    startNow: sinon.stub(),
+    requestFigures: sinon.stub(),
   } satisfies CouponRepository;
   const loader = new CouponGateLoader({ coupons, gate, nowMs: () => now.ms });
   const useCase = new SubmitIssueRequest({
@@ -36,6 +41,7 @@ const state = {
   startsAt: null,
   endsAt: null,
   closed: false,
+  paused: false,
   issuedUserIds: [],
 };
 
@@ -69,7 +75,7 @@ describe('submitting an issue request', () => {
     expect(parseRequestId(submitted.requestId).nonce).to.equal('OLDOLDOLD1');
   });
 
-  for (const code of ['ALREADY_ISSUED', 'SOLD_OUT', 'EVENT_NOT_OPEN'] as const) {
+  for (const code of ['ALREADY_ISSUED', 'SOLD_OUT', 'EVENT_NOT_OPEN', 'EVENT_PAUSED'] as const) {
     it(`when the gate rejects with ${code}, then a DomainError with that code is thrown`, async () => {
       const { gate, useCase } = fakes();
       gate.accept.resolves({ kind: 'rejected', code });

@@ -17,6 +17,7 @@ const state: CouponGateState = {
   couponId: 7,
   totalQuantity: 5,
   remaining: 4,
+  paused: false,
   issuedUserIds: ['u1'],
   startsAt: null,
   endsAt: null,

@@ -1,12 +1,25 @@
 import { Router, type RequestHandler } from 'express';
 import type { CheckConsistency } from '../../domain/use-cases/check-consistency.js';
 import type { CloseCoupon } from '../../domain/use-cases/close-coupon.js';
+import type { CouponStatsQuery } from '../../domain/use-cases/coupon-stats.js';
 import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
 import type { GetCoupon } from '../../domain/use-cases/get-coupon.js';
+import type { ListCoupons } from '../../domain/use-cases/list-coupons.js';
+import type { OpenCoupon } from '../../domain/use-cases/open-coupon.js';
+import type { PauseCoupon } from '../../domain/use-cases/pause-coupon.js';
+import type { ResumeCoupon } from '../../domain/use-cases/resume-coupon.js';
 import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
+import type { UpdateCoupon } from '../../domain/use-cases/update-coupon.js';
 import { requireAdmin } from '../admin-auth.js';
-import { presentCoupon } from '../presenters.js';
-import { couponIdParam, createCouponBody, parse } from '../validation.js';
+import { presentCoupon, presentCouponListItem } from '../presenters.js';
+import {
+  couponIdParam,
+  createCouponBody,
+  encodeCursor,
+  listCouponsQuery,
+  parse,
+  updateCouponBody,
+} from '../validation.js';
 import { ROUTES, serve } from './route-table.js';
 
 export function couponRoutes(deps: {
@@ -15,6 +28,12 @@ export function couponRoutes(deps: {
   closeCoupon: CloseCoupon;
   syncCoupon: SyncCoupon;
   checkConsistency: CheckConsistency;
+  listCoupons: ListCoupons;
+  updateCoupon: UpdateCoupon;
+  openCoupon: OpenCoupon;
+  pauseCoupon: PauseCoupon;
+  resumeCoupon: ResumeCoupon;
+  couponStats: CouponStatsQuery;
   adminToken: string;
   /** Reads a JSON body, refusing other media types (see json-body.ts). */
   jsonBody: RequestHandler;
@@ -61,5 +80,67 @@ export function couponRoutes(deps: {
     res.json(await deps.checkConsistency.execute(couponId));
   });
 
+  serve(router, ROUTES.listCoupons, requireAdmin(deps.adminToken), async (req, res) => {
+    const query = parse(listCouponsQuery, queryOf(req.originalUrl), 'query');
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const listing = await deps.listCoupons.execute({
+      status: query.status ?? null,
+      limit,
+      afterId: query.after ?? null,
+    });
+    res.json({
+      items: listing.items.map((item) => presentCouponListItem(item.coupon, item.gate, listing.at)),
+      limit,
+      nextCursor: listing.nextAfterId === null ? null : encodeCursor(listing.nextAfterId),
+    });
+  });
+
+  serve(
+    router,
+    ROUTES.updateCoupon,
+    requireAdmin(deps.adminToken),
+    deps.jsonBody,
+    async (req, res) => {
+      const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+      const body = parse(updateCouponBody, req.body, 'body');
+      res.json(presentCoupon(await deps.updateCoupon.execute(couponId, body)));
+    },
+  );
+
+  serve(router, ROUTES.openCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(presentCoupon(await deps.openCoupon.execute(couponId)));
+  });
+
+  serve(router, ROUTES.pauseCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(presentCoupon(await deps.pauseCoupon.execute(couponId)));
+  });
+
+  serve(router, ROUTES.resumeCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(presentCoupon(await deps.resumeCoupon.execute(couponId)));
+  });
+
+  serve(router, ROUTES.couponStats, requireAdmin(deps.adminToken), async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    res.json(await deps.couponStats.execute(couponId));
+  });
+
   return router;
+}
+
+const DEFAULT_PAGE_SIZE = 20;
+
+/**
+ * The query string as an object, read here because the app parses no query
+ * strings anywhere else: a repeated key becomes an array, which the schema refuses.
+ */
+function queryOf(url: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [key, value] of new URL(url, 'http://localhost').searchParams) {
+    const seen = out[key];
+    out[key] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  return out;
 }

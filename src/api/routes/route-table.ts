@@ -2,7 +2,7 @@ import type { IRouter, RequestHandler } from 'express';
 import { sendProblem } from '../problem.js';
 
 export interface Route {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PATCH';
   /** Segments separated by `/`; `:name` stands for any one non-empty segment. */
   readonly path: string;
 }
@@ -25,11 +25,18 @@ export const ROUTES = {
   health: { method: 'GET', path: '/health' },
   healthz: { method: 'GET', path: '/healthz' },
   readyz: { method: 'GET', path: '/readyz' },
+  listCoupons: { method: 'GET', path: '/coupons' },
+  updateCoupon: { method: 'PATCH', path: '/coupons/:couponId' },
+  openCoupon: { method: 'POST', path: '/coupons/:couponId/open' },
+  pauseCoupon: { method: 'POST', path: '/coupons/:couponId/pause' },
+  resumeCoupon: { method: 'POST', path: '/coupons/:couponId/resume' },
+  couponStats: { method: 'GET', path: '/coupons/:couponId/stats' },
 } as const satisfies Record<string, Route>;
 
 /** Registers handlers under a row of the table. */
 export function serve(router: IRouter, route: Route, ...handlers: RequestHandler[]): void {
   if (route.method === 'GET') router.get(route.path, ...handlers);
+  else if (route.method === 'PATCH') router.patch(route.path, ...handlers);
   else router.post(route.path, ...handlers);
 }
 

@@ -17,12 +17,14 @@ export interface ConsistencyReport {
     readonly expiredLeases?: number;
     readonly paused?: boolean;
     readonly closed?: boolean;
+    readonly operatorPaused?: boolean;
   };
   readonly postgres: {
     readonly totalQuantity: number;
     readonly issuedCount: number;
     readonly remaining: number;
     readonly closed: boolean;
+    readonly paused: boolean;
   };
   readonly drift: readonly Drift[];
 }
@@ -52,6 +54,7 @@ export class CheckConsistency {
             expiredLeases: redis.expiredLeases,
             paused: redis.paused,
             closed: redis.closed,
+            operatorPaused: redis.operatorPaused ?? false,
           }
         : { loaded: false },
       postgres: {
@@ -59,6 +62,7 @@ export class CheckConsistency {
         issuedCount: postgres.totalQuantity - postgres.remaining,
         remaining: postgres.remaining,
         closed: postgres.closed,
+        paused: postgres.paused,
       },
       drift,
     };

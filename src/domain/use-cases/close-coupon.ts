@@ -1,6 +1,6 @@
 import type { Coupon } from '../coupon.js';
 import { DomainError } from '../errors.js';
-import type { CouponRepository, IssueGate } from '../ports.js';
+import type { CouponRepository, EventScheduler, IssueGate } from '../ports.js';
 
 /**
  * Closes an event now: PostgreSQL first (the record), then the Redis gate.
@@ -8,12 +8,20 @@ import type { CouponRepository, IssueGate } from '../ports.js';
  * rejected EVENT_CLOSED by the worker. Closing twice is harmless.
  */
 export class CloseCoupon {
-  constructor(private readonly deps: { coupons: CouponRepository; gate: IssueGate }) {}
+  constructor(
+    private readonly deps: {
+      coupons: CouponRepository;
+      gate: IssueGate;
+      /** Told after the close, so that jobs no longer due are dropped. */
+      scheduler?: EventScheduler;
+    },
+  ) {}
 
   async execute(couponId: number): Promise<Coupon> {
     const coupon = await this.deps.coupons.close(couponId);
     if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
     await this.deps.gate.close(couponId);
+    await this.deps.scheduler?.schedule(coupon);
     return coupon;
   }
 }

@@ -33,6 +33,7 @@ export class CreateCoupon {
         startsAt: coupon.startsAt,
         endsAt: coupon.endsAt,
         closed: false,
+        paused: false,
         issuedUserIds: [],
       });
     } catch (err) {

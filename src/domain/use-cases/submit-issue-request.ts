@@ -16,6 +16,7 @@ const REJECTION_MESSAGES = {
   ALREADY_ISSUED: 'this user has already been issued this coupon',
   SOLD_OUT: 'every coupon of this event is taken',
   EVENT_NOT_OPEN: 'the event is not open for requests',
+  EVENT_PAUSED: 'the event is paused; try again once it resumes',
 } as const;
 
 export class SubmitIssueRequest {

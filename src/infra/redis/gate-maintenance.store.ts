@@ -50,6 +50,7 @@ export class RedisGateMaintenance implements GateMaintenance {
         inflightIssuedUserIds: inflightIssued,
         paused: syncing === 1,
         closed: meta.closed === '1',
+        operatorPaused: meta.paused === '1',
       };
     });
   }
@@ -80,7 +81,7 @@ export class RedisGateMaintenance implements GateMaintenance {
       const reply = (await this.scripts.run(
         'sync',
         [k.meta, k.issued, scratch, k.leases, k.sync],
-        [state.totalQuantity, state.remaining, state.closed ? 1 : 0, token],
+        [state.totalQuantity, state.remaining, state.closed ? 1 : 0, token, state.paused ? 1 : 0],
       )) as [number, string?];
       if (reply[0] === 1) return 'replaced';
       if (reply[0] === 0) return 'batchInFlight';

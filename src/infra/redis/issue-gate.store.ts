@@ -47,6 +47,8 @@ export class RedisIssueGate implements IssueGate {
         return { kind: 'rejected', code: 'EVENT_NOT_OPEN' };
       case 5:
         return { kind: 'notLoaded' };
+      case 7:
+        return { kind: 'rejected', code: 'EVENT_PAUSED' };
       case 6:
         throw new DependencyUnavailableError(
           'redis',
@@ -90,6 +92,7 @@ export class RedisIssueGate implements IssueGate {
           state.closed ? 1 : 0,
           randomBytes(8).toString('hex'),
           state.couponId,
+          state.paused ? 1 : 0,
         ],
       );
     });

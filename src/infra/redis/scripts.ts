@@ -12,7 +12,9 @@ export type ScriptName =
   | 'sync'
   | 'unlock-sync'
   | 'heartbeat'
-  | 'last-heartbeat';
+  | 'last-heartbeat'
+  | 'resize'
+  | 'window';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 

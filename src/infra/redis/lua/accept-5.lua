@@ -1,7 +1,7 @@
 --[[
   Admits one issue request into a coupon's queue, or says why not.
 
-  KEYS[1] meta      HASH  stock, startsAt, endsAt, closed, clock
+  KEYS[1] meta      HASH  stock, startsAt, endsAt, closed, clock, paused
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] queue     ZSET  user id -> arrival score (microseconds)
   KEYS[4] requests  HASH  arrival score -> "<userId>|<nonce>"
@@ -20,6 +20,13 @@
     {4}                   EVENT_NOT_OPEN: before startsAt, at or after endsAt, or closed
     {5}                   the coupon is not loaded into Redis
     {6}                   too late: the caller's deadline has passed, nothing written
+    {7}                   EVENT_PAUSED: an operator paused the event
+
+  The order of the refusals: a closed or out-of-window event refuses everyone;
+  then what is final for this user (already issued, already waiting: the same
+  request back) and for everyone (sold out) is said even while the event is
+  paused, since a pause changes none of it; only a request that could be
+  admitted is refused for the pause.
 ]]
 -- Arrival time comes from Redis so that every API process agrees on the order.
 local time = redis.call('TIME')
@@ -31,7 +38,7 @@ local nowMs = math.floor(nowUs / 1000)
 local deadline = tonumber(ARGV[3])
 if deadline and nowMs > deadline then return {6} end
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'startsAt', 'endsAt', 'closed', 'clock')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'startsAt', 'endsAt', 'closed', 'clock', 'paused')
 if not meta[1] then return {5} end
 if meta[4] == '1' then return {4} end
 local startsAt = tonumber(meta[2])
@@ -51,6 +58,7 @@ end
 -- Every queued request will take one coupon unless the event closes first,
 -- so once the queue is as long as the stock a newcomer can only be refused.
 if tonumber(meta[1]) - redis.call('ZCARD', KEYS[3]) <= 0 then return {3} end
+if meta[6] == '1' then return {7} end
 
 -- Ties in the same microsecond keep arrival order: scores strictly increase.
 local arrival = nowUs

@@ -4,7 +4,7 @@
   is in flight; then releases the lock, which resumes draining. The queue and
   the waiting requests are kept.
 
-  KEYS[1] meta      HASH  total, stock, closed, ...
+  KEYS[1] meta      HASH  total, stock, closed, paused, ...
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] scratch   SET   the issued users from PostgreSQL (may not exist: nobody issued);
                         it carries an expiry, which the live set must not inherit
@@ -15,6 +15,7 @@
   ARGV[2] remaining stock per PostgreSQL
   ARGV[3] 1 if the event is closed, else 0
   ARGV[4] the caller's lock token
+  ARGV[5] 1 if an operator paused the event, else 0 (PostgreSQL's paused_at)
 
   Returns {1, stock before} when applied, {0} when a batch is in flight
   (the caller settles it and tries again), {-1} when the caller no longer
@@ -38,7 +39,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 else
   redis.call('DEL', KEYS[2])
 end
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2])
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'stock', ARGV[2], 'paused', ARGV[5])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'closed', '1') end
 redis.call('DEL', KEYS[5])
 return {1, before}

@@ -3,7 +3,7 @@
   one, atomically; records the decided batch under a lease so that a crash
   before its outcomes reach PostgreSQL loses nothing.
 
-  KEYS[1] meta      HASH  stock, closed, epoch
+  KEYS[1] meta      HASH  stock, closed, epoch, paused
   KEYS[2] issued    SET   user ids already issued
   KEYS[3] queue     ZSET  user id -> arrival score
   KEYS[4] requests  HASH  arrival score -> "<userId>|<nonce>"
@@ -19,13 +19,17 @@
   ARGV[3] batch id
 
   Outcome codes: 1 ISSUED, 2 SOLD_OUT, 3 ALREADY_ISSUED, 4 EVENT_CLOSED.
-  Returns nil when the queue is empty, the coupon is not loaded or a sync
-  holds it (it is rebuilding the gate from PostgreSQL), else the batch's
+  Returns nil when the queue is empty, the coupon is not loaded, a sync
+  holds it (it is rebuilding the gate from PostgreSQL) or an operator paused
+  it (the queue keeps every request in its place until the resume; a closed
+  event is drained even while paused, since its requests only wait for their
+  EVENT_CLOSED), else the batch's
   record as stored in KEYS[6]: one string rather than four replies per
   request, which the worker would decode one by one.
 ]]
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed', 'epoch')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'closed', 'epoch', 'paused')
 if not meta[1] or redis.call('EXISTS', KEYS[8]) == 1 then return nil end
+if meta[4] == '1' and meta[2] ~= '1' then return nil end
 local popped = redis.call('ZPOPMIN', KEYS[3], tonumber(ARGV[1]))
 if #popped == 0 then return nil end
 
