@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import type {
+  EventScheduler,
   GateMaintenance,
   IdGenerator,
   IssueGate,
@@ -14,14 +15,18 @@ import type {
 import { BatchSettler } from './domain/use-cases/batch-settler.js';
 import { CheckConsistency } from './domain/use-cases/check-consistency.js';
 import { CloseCoupon } from './domain/use-cases/close-coupon.js';
+import { CloseEvent } from './domain/use-cases/close-event.js';
 import { CouponGateLoader } from './domain/use-cases/coupon-gate-loader.js';
 import { CreateCoupon } from './domain/use-cases/create-coupon.js';
 import { GetCoupon } from './domain/use-cases/get-coupon.js';
 import { GetIssueRequest } from './domain/use-cases/get-issue-request.js';
+import { OpenEvent } from './domain/use-cases/open-event.js';
 import { ProcessNextBatch } from './domain/use-cases/process-next-batch.js';
 import { ReactivateLiveCoupons } from './domain/use-cases/reactivate-live-coupons.js';
+import { ReconcileEvents } from './domain/use-cases/reconcile-events.js';
 import { RecoverExpiredBatches } from './domain/use-cases/recover-expired-batches.js';
 import { RestoreGates } from './domain/use-cases/restore-gates.js';
+import { RetireEvent } from './domain/use-cases/retire-event.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
 import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
 import type { Config } from './infra/config.js';
@@ -29,7 +34,9 @@ import { checkPostgres, createDatabase, createPool } from './infra/db/client.js'
 import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
 import { faultPoints } from './infra/fault-points.js';
+import { LifecycleQueue } from './infra/jobs/lifecycle-queue.js';
 import { connectRedis } from './infra/redis/client.js';
+import { RedisEventKeys } from './infra/redis/event-keys.store.js';
 import { RedisGateMaintenance } from './infra/redis/gate-maintenance.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
 import { RedisIssueQueue } from './infra/redis/issue-queue.store.js';
@@ -37,6 +44,7 @@ import { RedisKeys } from './infra/redis/keys.js';
 import { RedisScripts } from './infra/redis/scripts.js';
 import { checkRedisSettings } from './infra/redis/settings-check.js';
 import { DrainWorker } from './scheduler/drain-worker.js';
+import { LifecycleJobs } from './scheduler/lifecycle.js';
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -85,6 +93,8 @@ export interface Container {
     checkConsistency: CheckConsistency;
     submitIssueRequest: SubmitIssueRequest;
     getIssueRequest: GetIssueRequest;
+    /** Moves an event's lifecycle jobs after its window or state changed. */
+    scheduler: EventScheduler;
     health: () => Promise<HealthReport>;
     adminToken: string;
     logger: Logger;
@@ -92,6 +102,9 @@ export interface Container {
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
   readonly worker: DrainWorker;
+  /** The event lifecycle jobs (BullMQ): `start()` in the worker role. */
+  readonly lifecycle: LifecycleJobs;
+  readonly lifecycleQueue: LifecycleQueue;
   close(): Promise<void>;
 }
 
@@ -187,6 +200,48 @@ export async function createContainer(
       leaseMs: config.leaseMs,
     },
   });
+  const events = new RedisEventKeys(workerRedis, workerScripts, keys);
+  const lifecycleQueue = new LifecycleQueue({
+    redisUrl: config.redisUrl,
+    keys,
+    logger,
+    name: `coupon-issuance:${config.role}`,
+    redis,
+  });
+  const checkConsistency = new CheckConsistency({ coupons, maintenance });
+  const closeEvent = new CloseEvent({
+    coupons,
+    gate,
+    events,
+    logger,
+    keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+  });
+  const lifecycle = new LifecycleJobs({
+    jobs: lifecycleQueue,
+    coupons,
+    open: new OpenEvent({
+      coupons,
+      gate,
+      events,
+      logger,
+      keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+    }),
+    close: closeEvent,
+    reconcile: new ReconcileEvents({
+      coupons,
+      check: checkConsistency,
+      gate,
+      queue,
+      scheduler: lifecycleQueue,
+      events,
+      retire: new RetireEvent({ coupons, events, logger }),
+      close: closeEvent,
+      logger,
+      keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+    }),
+    logger,
+    reconcileEveryMs: config.reconcileEveryMs,
+  });
   const connectedRedis = redis;
   const connectedWorkerRedis = workerRedis;
   const runsWorker = config.role !== 'api';
@@ -219,13 +274,14 @@ export async function createContainer(
     ledger,
     maintenance,
     api: {
-      createCoupon: new CreateCoupon({ coupons, gate, logger }),
+      createCoupon: new CreateCoupon({ coupons, gate, logger, scheduler: lifecycleQueue }),
       getCoupon: new GetCoupon({ coupons }),
       closeCoupon: new CloseCoupon({ coupons, gate }),
       syncCoupon,
-      checkConsistency: new CheckConsistency({ coupons, maintenance }),
+      checkConsistency,
       submitIssueRequest: new SubmitIssueRequest({ gate, loader, ids }),
       getIssueRequest: new GetIssueRequest({ gate, ledger, loader, coupons }),
+      scheduler: lifecycleQueue,
       health,
       adminToken: config.adminToken,
       logger,
@@ -233,9 +289,12 @@ export async function createContainer(
     processNextBatch,
     recover,
     worker,
+    lifecycle,
+    lifecycleQueue,
     async close() {
       clearInterval(clockTimer);
       await worker.stop();
+      await lifecycle.stop();
       connectedRedis.disconnect();
       connectedWorkerRedis.disconnect();
       await pool.end();

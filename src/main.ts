@@ -67,6 +67,7 @@ async function serve(config: Config, logger: AppLogger): Promise<void> {
   if (config.role !== 'api') {
     const nice = config.role === 'worker' ? lowerPriority(config.workerNice, logger) : 0;
     container.worker.start();
+    void container.lifecycle.start();
     logger.info('batch worker started', {
       nice,
       batchSize: config.batchSize,

@@ -201,6 +201,32 @@ export interface CouponRepository {
   gateState(id: number): Promise<CouponGateState | null>;
   /** Coupons that may still take requests (not closed, not sold out, not long ended). */
   liveCouponIds(): Promise<number[]>;
+  /**
+   * Closes the event because its window ended: `closedAt` becomes `endsAt`,
+   * provided `endsAt` has passed and it is not closed yet. Returns the coupon
+   * only when this call closed it.
+   */
+  closeAtEnd(id: number): Promise<Coupon | null>;
+  /** Notes that the event's Redis keys were deleted (idempotent: the first time stays). */
+  markRetired(id: number): Promise<void>;
+  /** Every coupon whose Redis keys were not retired yet, oldest first. */
+  unretiredCoupons(): Promise<Coupon[]>;
+}
+
+/**
+ * The Redis side of an event's life beyond the gate: the open mark, the
+ * keys' expiries and their deletion once the event is over.
+ */
+export interface EventKeys {
+  /** Marks the loaded gate opened; true only for the call that marked it. */
+  markOpened(couponId: number): Promise<boolean>;
+  /** Sets every existing key of the coupon to expire at `at`; null removes their expiry. */
+  expireAt(couponId: number, at: Date | null): Promise<void>;
+  /**
+   * Deletes every key of the coupon and drops it from the worker's rounds, in
+   * one step, provided nothing is queued, in flight or being synced.
+   */
+  retire(couponId: number): Promise<'retired' | 'busy'>;
 }
 
 /**

@@ -33,6 +33,8 @@ export interface HarnessOptions {
   /** Reuse the database of another harness (several processes of one deployment). */
   readonly databaseUrl?: string;
   readonly prefix?: string;
+  /** Run the event lifecycle jobs (BullMQ worker) in this process, as the worker role does. */
+  readonly lifecycle?: boolean;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -67,6 +69,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
   });
   const container = await createContainer(config, logger, options.overrides);
+  if (options.lifecycle) await container.lifecycle.start();
   const server: Server = await listen(createApp(container.api), 0, '127.0.0.1', config.http);
   const { port } = server.address() as AddressInfo;
 
@@ -81,6 +84,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         server.close(resolve);
         server.closeAllConnections();
       });
+      // BullMQ's connections first: a job still running would write keys after the cleanup.
+      await container.lifecycle.stop();
       if (ownsKeys) await deleteKeys(container, prefix);
       await container.close();
       if (ownsDatabase) await dropDatabase(databaseUrl);

@@ -19,6 +19,9 @@ function fakes(now = { ms: 1_000 }) {
     close: sinon.stub(),
     gateState: sinon.stub(),
     liveCouponIds: sinon.stub(),
+    closeAtEnd: sinon.stub(),
+    markRetired: sinon.stub(),
+    unretiredCoupons: sinon.stub(),
   } satisfies CouponRepository;
   const loader = new CouponGateLoader({ coupons, gate, nowMs: () => now.ms });
   const useCase = new SubmitIssueRequest({

@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import type { Coupon, CouponGateState, NewCoupon } from '../../domain/coupon.js';
 import type { CouponRepository } from '../../domain/ports.js';
 import type { Database } from './client.js';
@@ -59,6 +59,40 @@ export class PgCouponRepository implements CouponRepository {
         ),
     );
     return rows.map((r) => r.id);
+  }
+
+  async closeAtEnd(id: number): Promise<Coupon | null> {
+    const [row] = await postgresCall(() =>
+      this.db
+        .update(coupons)
+        .set({ closedAt: sql`${coupons.endsAt}` })
+        .where(
+          and(
+            eq(coupons.id, id),
+            isNull(coupons.closedAt),
+            isNotNull(coupons.endsAt),
+            lte(coupons.endsAt, sql`now()`),
+          ),
+        )
+        .returning(),
+    );
+    return row ? toCoupon(row) : null;
+  }
+
+  async markRetired(id: number): Promise<void> {
+    await postgresCall(() =>
+      this.db
+        .update(coupons)
+        .set({ retiredAt: sql`coalesce(${coupons.retiredAt}, now())` })
+        .where(eq(coupons.id, id)),
+    );
+  }
+
+  async unretiredCoupons(): Promise<Coupon[]> {
+    const rows = await postgresCall(() =>
+      this.db.select().from(coupons).where(isNull(coupons.retiredAt)).orderBy(asc(coupons.id)),
+    );
+    return rows.map(toCoupon);
   }
 
   async gateState(id: number): Promise<CouponGateState | null> {

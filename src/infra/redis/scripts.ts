@@ -10,7 +10,8 @@ export type ScriptName =
   | 'load'
   | 'claim-expired'
   | 'sync'
-  | 'unlock-sync';
+  | 'unlock-sync'
+  | 'retire';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
