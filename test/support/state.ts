@@ -118,11 +118,11 @@ export async function expectNoStrayExpiry(container: Container): Promise<void> {
             ends_at AS "endsAt", closed_at AS "closedAt", created_at AS "createdAt" FROM coupons`,
   );
   for (const r of rows) {
-    coupons.set(r.id, {
-      id: r.id,
+    coupons.set(Number(r.id), {
+      id: Number(r.id),
       name: '',
-      totalQuantity: r.total,
-      issuedCount: r.issued,
+      totalQuantity: Number(r.total),
+      issuedCount: Number(r.issued),
       startsAt: r.startsAt,
       endsAt: r.endsAt,
       closedAt: r.closedAt,
