@@ -4,7 +4,9 @@ import { keyExpiryAt, type Coupon } from '../../src/domain/coupon.js';
 
 /**
  * A byte-for-byte picture of everything the service stores: every Redis key
- * under the prefix (DUMP payloads) and every row of every table.
+ * under the prefix (DUMP payloads) and every row of every table. BullMQ's
+ * keys are left out: a running worker process touches them on its own
+ * (stalled-job checks, its event stream) whatever the service does.
  */
 export async function snapshot(
   container: Container,
@@ -15,6 +17,7 @@ export async function snapshot(
   do {
     const [next, keys] = await container.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     for (const key of keys) {
+      if (key.startsWith(container.keys.bullPrefix() + ':')) continue;
       const dumped = await container.redis.dumpBuffer(key);
       if (dumped) redis[key] = dumped.toString('hex');
     }
