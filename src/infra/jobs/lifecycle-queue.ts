@@ -149,12 +149,42 @@ export class LifecycleQueue implements EventScheduler {
     });
   }
 
-  /** Lets a running job finish, then closes BullMQ's connections. Idempotent. */
+  /**
+   * Lets a running job finish, then closes BullMQ's connections. Idempotent.
+   * Bounded: with Redis away a graceful close would wait for it for ever, and
+   * a job cut short is run again (its effects are idempotent).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.worker?.close();
-    await this.queue.close();
+    const worker = this.worker;
+    if (worker && !(await within(CLOSE_WAIT_MS, worker.close()))) {
+      await within(CLOSE_WAIT_MS, worker.close(true));
+    }
+    if (!(await within(CLOSE_WAIT_MS, this.queue.close()))) {
+      await within(CLOSE_WAIT_MS, this.queue.disconnect());
+    }
+  }
+}
+
+const CLOSE_WAIT_MS = 5_000;
+
+/** Whether the promise settled within `ms` (its outcome aside). */
+async function within(ms: number, promise: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
