@@ -207,9 +207,15 @@ export interface CouponRepository {
    * only when this call closed it.
    */
   closeAtEnd(id: number): Promise<Coupon | null>;
-  /** Notes that the event's Redis keys were deleted (idempotent: the first time stays). */
-  markRetired(id: number): Promise<void>;
-  /** Every coupon whose Redis keys were not retired yet, oldest first. */
+  /**
+   * Notes that the event's Redis keys were deleted (idempotent: the first time
+   * stays), or with `retired` false that it is live again and keeps keys.
+   */
+  markRetired(id: number, retired?: boolean): Promise<void>;
+  /**
+   * Every coupon the lifecycle still looks after, oldest first: those whose
+   * Redis keys were not retired yet, and those live again since they were.
+   */
   unretiredCoupons(): Promise<Coupon[]>;
 }
 

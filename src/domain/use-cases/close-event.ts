@@ -28,8 +28,8 @@ export class CloseEvent {
     const closed = await this.deps.coupons.closeAtEnd(couponId);
     const coupon = closed ?? (await this.deps.coupons.findById(couponId));
     if (!coupon || !coupon.closedAt) return 'notDue';
-    // A retired event has no gate left to close, and writing one would bring a key back.
-    if (coupon.retiredAt) return 'alreadyClosed';
+    // A retired event closed before has no gate left to close: writing one would bring a key back.
+    if (!closed && coupon.retiredAt) return 'alreadyClosed';
     // Also when it was closed already: a process that died between the two writes left Redis open.
     await this.deps.gate.close(couponId);
     await this.deps.events.expireAt(

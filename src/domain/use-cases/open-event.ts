@@ -26,7 +26,7 @@ export class OpenEvent {
   async execute(couponId: number): Promise<OpenResult> {
     const now = this.deps.now?.() ?? new Date();
     const coupon = await this.deps.coupons.findById(couponId);
-    if (!coupon || coupon.retiredAt || isFinished(coupon)) return 'notOpen';
+    if (!coupon || isFinished(coupon)) return 'notOpen';
     if (coupon.endsAt && coupon.endsAt <= now) return 'notOpen';
     if (coupon.startsAt && coupon.startsAt > now) return 'notDue';
     const state = await this.deps.coupons.gateState(couponId);

@@ -66,6 +66,11 @@ export class ReconcileEvents {
         else await this.deps.events.expireAt(coupon.id, expiry);
         continue;
       }
+      if (coupon.retiredAt) {
+        // Retired, then its quantity grew or it was reopened: it keeps keys again until it ends.
+        await this.deps.coupons.markRetired(coupon.id, false);
+        this.deps.logger.info('event live again after its retirement', { couponId: coupon.id });
+      }
       if (coupon.endsAt && coupon.endsAt <= now) {
         await this.deps.close.execute(coupon.id);
         continue;

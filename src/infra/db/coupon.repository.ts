@@ -79,18 +79,28 @@ export class PgCouponRepository implements CouponRepository {
     return row ? toCoupon(row) : null;
   }
 
-  async markRetired(id: number): Promise<void> {
+  async markRetired(id: number, retired = true): Promise<void> {
     await postgresCall(() =>
       this.db
         .update(coupons)
-        .set({ retiredAt: sql`coalesce(${coupons.retiredAt}, now())` })
+        .set({ retiredAt: retired ? sql`coalesce(${coupons.retiredAt}, now())` : null })
         .where(eq(coupons.id, id)),
     );
   }
 
   async unretiredCoupons(): Promise<Coupon[]> {
     const rows = await postgresCall(() =>
-      this.db.select().from(coupons).where(isNull(coupons.retiredAt)).orderBy(asc(coupons.id)),
+      this.db
+        .select()
+        .from(coupons)
+        .where(
+          or(
+            isNull(coupons.retiredAt),
+            // Retired once, live again since (its quantity grew or it was reopened).
+            and(isNull(coupons.closedAt), lt(coupons.issuedCount, coupons.totalQuantity)),
+          ),
+        )
+        .orderBy(asc(coupons.id)),
     );
     return rows.map(toCoupon);
   }

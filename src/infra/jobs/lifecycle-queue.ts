@@ -81,7 +81,7 @@ export class LifecycleQueue implements EventScheduler {
    * are removed; those that stay are left as they are.
    */
   async schedule(coupon: Coupon): Promise<void> {
-    const live = !isFinished(coupon) && !coupon.retiredAt;
+    const live = !isFinished(coupon);
     const wanted: Record<Transition, number | null> = {
       open: live ? (coupon.startsAt ?? coupon.createdAt).getTime() : null,
       close: live && coupon.endsAt ? coupon.endsAt.getTime() : null,
