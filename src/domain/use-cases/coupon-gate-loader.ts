@@ -1,3 +1,4 @@
+import { isFinished } from '../coupon.js';
 import { DomainError } from '../errors.js';
 import type { CouponRepository, IssueGate } from '../ports.js';
 
@@ -36,16 +37,22 @@ export class CouponGateLoader {
   }
 
   private async load(couponId: number, now: number): Promise<void> {
-    const state = await this.deps.coupons.gateState(couponId);
-    if (!state) {
+    // The row alone says whether the event is over: the issued users (all of them, for the
+    // gate) are read only for an event that gets a gate.
+    const coupon = await this.deps.coupons.findById(couponId);
+    const state =
+      coupon && !isFinished(coupon) ? await this.deps.coupons.gateState(couponId) : null;
+    if (!coupon || (!state && !isFinished(coupon))) {
       if (this.unknownUntil.size >= UNKNOWN_MAX_ENTRIES) this.unknownUntil.clear();
       this.unknownUntil.set(couponId, now + UNKNOWN_TTL_MS);
       throw notFound(couponId);
     }
     // A closed or sold-out event is decided for good: PostgreSQL answers for it, and a gate
-    // loaded now would bring back the keys its retirement deleted.
-    const code = state.closed ? 'EVENT_NOT_OPEN' : state.remaining <= 0 ? 'SOLD_OUT' : null;
-    if (code) {
+    // loaded now would bring back the keys its retirement deleted. The state is checked too:
+    // the event may have finished between the two reads.
+    if (!state || state.closed || state.remaining <= 0) {
+      const closed = coupon.closedAt !== null || state?.closed === true;
+      const code: FinishedCode = closed ? 'EVENT_NOT_OPEN' : 'SOLD_OUT';
       if (this.finishedUntil.size >= UNKNOWN_MAX_ENTRIES) this.finishedUntil.clear();
       this.finishedUntil.set(couponId, { until: now + UNKNOWN_TTL_MS, code });
       throw refusal(code);
