@@ -215,6 +215,7 @@ export async function createContainer(
     events,
     logger,
     keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+    scheduler: lifecycleQueue,
   });
   const lifecycle = new LifecycleJobs({
     jobs: lifecycleQueue,

@@ -1,5 +1,5 @@
 import { keyExpiryAt } from '../coupon.js';
-import type { CouponRepository, EventKeys, IssueGate, Logger } from '../ports.js';
+import type { CouponRepository, EventKeys, EventScheduler, IssueGate, Logger } from '../ports.js';
 
 export type CloseResult = 'closed' | 'alreadyClosed' | 'notDue';
 
@@ -19,6 +19,8 @@ export class CloseEvent {
       events: EventKeys;
       logger: Logger;
       keyExpiryAfterEndMs: number;
+      /** Drops the event's jobs once it is closed (the running close job itself stays). */
+      scheduler?: EventScheduler;
       now?: () => Date;
     },
   ) {}
@@ -37,6 +39,7 @@ export class CloseEvent {
       keyExpiryAt(coupon, this.deps.keyExpiryAfterEndMs, now),
     );
     if (!closed) return 'alreadyClosed';
+    await this.deps.scheduler?.schedule(coupon);
     this.deps.logger.info('event closed', { couponId, endsAt: coupon.endsAt?.toISOString() });
     return 'closed';
   }

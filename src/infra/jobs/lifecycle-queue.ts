@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Coupon } from '../../domain/coupon.js';
 import { isFinished } from '../../domain/coupon.js';
 import type { EventScheduler, Logger } from '../../domain/ports.js';
+import { redisCall } from '../redis/guard.js';
 import type { RedisKeys } from '../redis/keys.js';
 
 /**
@@ -89,7 +90,7 @@ export class LifecycleQueue implements EventScheduler {
     const map = this.options.keys.lifecycleJobs();
     for (const transition of ['open', 'close'] as const) {
       const field = `${coupon.id}:${transition}`;
-      const previous = await this.options.redis.hget(map, field);
+      const previous = await redisCall(() => this.options.redis.hget(map, field));
       const at = wanted[transition];
       const id = at === null ? null : jobId(transition, coupon.id, at);
       if (at !== null && id !== null) {
@@ -97,9 +98,9 @@ export class LifecycleQueue implements EventScheduler {
           jobId: id,
           delay: Math.max(0, at - Date.now()),
         });
-        await this.options.redis.hset(map, field, id);
+        await redisCall(() => this.options.redis.hset(map, field, id));
       } else {
-        await this.options.redis.hdel(map, field);
+        await redisCall(() => this.options.redis.hdel(map, field));
       }
       if (previous && previous !== id) {
         // A job running right now is locked and stays: it checks PostgreSQL and does nothing.
@@ -118,7 +119,12 @@ export class LifecycleQueue implements EventScheduler {
     await this.queue.upsertJobScheduler(
       RECONCILE_SCHEDULER_ID,
       { every: everyMs },
-      { name: 'reconcile', data: {}, opts: { attempts: 1 } },
+      // One run a minute: keep a few to look at, not a week of them.
+      {
+        name: 'reconcile',
+        data: {},
+        opts: { attempts: 1, removeOnComplete: { count: 10 }, removeOnFail: { count: 100 } },
+      },
     );
   }
 

@@ -4,7 +4,7 @@
  * also runs on Redis Cluster.
  */
 export interface CouponKeys {
-  /** HASH total, stock, startsAt, endsAt, closed, clock, epoch, since. */
+  /** HASH total, stock, startsAt, endsAt, closed, clock, epoch, since, opened (the open job ran). */
   readonly meta: string;
   /** SET of user ids issued this coupon. */
   readonly issued: string;
