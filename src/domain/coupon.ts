@@ -49,7 +49,7 @@ export function couponStatus(coupon: Coupon, now: Date): CouponStatus {
  * Nothing more can be decided for this event: it was closed or every coupon
  * is issued. Its gate is never loaded again; PostgreSQL answers for it.
  */
-export function isFinished(coupon: Coupon): boolean {
+export function isClosedOrSoldOut(coupon: Coupon): boolean {
   return coupon.closedAt !== null || coupon.issuedCount >= coupon.totalQuantity;
 }
 

@@ -1,4 +1,4 @@
-import { isFinished } from '../domain/coupon.js';
+import { isClosedOrSoldOut } from '../domain/coupon.js';
 import type { CouponRepository, EventScheduler, Logger } from '../domain/ports.js';
 import type { CloseEvent } from '../domain/use-cases/close-event.js';
 import type { OpenEvent } from '../domain/use-cases/open-event.js';
@@ -65,7 +65,7 @@ export class LifecycleJobs {
   async restore(): Promise<number> {
     let scheduled = 0;
     for (const coupon of await this.deps.coupons.unretiredCoupons()) {
-      if (isFinished(coupon)) continue;
+      if (isClosedOrSoldOut(coupon)) continue;
       await this.deps.jobs.schedule(coupon);
       scheduled += 1;
     }

@@ -1,4 +1,4 @@
-import { isFinished } from '../coupon.js';
+import { isClosedOrSoldOut } from '../coupon.js';
 import { DomainError } from '../errors.js';
 import type { CouponRepository, IssueGate } from '../ports.js';
 
@@ -41,8 +41,8 @@ export class CouponGateLoader {
     // gate) are read only for an event that gets a gate.
     const coupon = await this.deps.coupons.findById(couponId);
     const state =
-      coupon && !isFinished(coupon) ? await this.deps.coupons.gateState(couponId) : null;
-    if (!coupon || (!state && !isFinished(coupon))) {
+      coupon && !isClosedOrSoldOut(coupon) ? await this.deps.coupons.gateState(couponId) : null;
+    if (!coupon || (!state && !isClosedOrSoldOut(coupon))) {
       if (this.unknownUntil.size >= UNKNOWN_MAX_ENTRIES) this.unknownUntil.clear();
       this.unknownUntil.set(couponId, now + UNKNOWN_TTL_MS);
       throw notFound(couponId);

@@ -1,4 +1,4 @@
-import { isFinished, keyExpiryAt } from '../coupon.js';
+import { isClosedOrSoldOut, keyExpiryAt } from '../coupon.js';
 import type { CouponRepository, EventKeys, IssueGate, Logger } from '../ports.js';
 
 export type OpenResult = 'opened' | 'alreadyOpen' | 'notDue' | 'notOpen';
@@ -26,7 +26,7 @@ export class OpenEvent {
   async execute(couponId: number): Promise<OpenResult> {
     const now = this.deps.now?.() ?? new Date();
     const coupon = await this.deps.coupons.findById(couponId);
-    if (!coupon || isFinished(coupon)) return 'notOpen';
+    if (!coupon || isClosedOrSoldOut(coupon)) return 'notOpen';
     if (coupon.endsAt && coupon.endsAt <= now) return 'notOpen';
     if (coupon.startsAt && coupon.startsAt > now) return 'notDue';
     const state = await this.deps.coupons.gateState(couponId);

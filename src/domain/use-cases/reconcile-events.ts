@@ -1,4 +1,4 @@
-import { isFinished, keyExpiryAt } from '../coupon.js';
+import { isClosedOrSoldOut, keyExpiryAt } from '../coupon.js';
 import type {
   CouponRepository,
   EventKeys,
@@ -61,7 +61,7 @@ export class ReconcileEvents {
     const coupons = await this.deps.coupons.unretiredCoupons();
     for (const coupon of coupons) {
       const expiry = keyExpiryAt(coupon, this.deps.keyExpiryAfterEndMs, now);
-      if (isFinished(coupon)) {
+      if (isClosedOrSoldOut(coupon)) {
         if ((await this.deps.retire.execute(coupon.id)) === 'retired') retired.push(coupon.id);
         else await this.deps.events.expireAt(coupon.id, expiry);
         continue;

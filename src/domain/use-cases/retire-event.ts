@@ -1,4 +1,4 @@
-import { isFinished } from '../coupon.js';
+import { isClosedOrSoldOut } from '../coupon.js';
 import type { CouponRepository, EventKeys, Logger } from '../ports.js';
 
 export type RetireResult = 'retired' | 'busy' | 'live';
@@ -18,7 +18,7 @@ export class RetireEvent {
 
   async execute(couponId: number): Promise<RetireResult> {
     const coupon = await this.deps.coupons.findById(couponId);
-    if (!coupon || !isFinished(coupon)) return 'live';
+    if (!coupon || !isClosedOrSoldOut(coupon)) return 'live';
     if ((await this.deps.events.retire(couponId)) === 'busy') return 'busy';
     if (!coupon.retiredAt) {
       await this.deps.coupons.markRetired(couponId);

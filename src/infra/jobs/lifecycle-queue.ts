@@ -1,7 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Coupon } from '../../domain/coupon.js';
-import { isFinished } from '../../domain/coupon.js';
+import { isClosedOrSoldOut } from '../../domain/coupon.js';
 import type { EventScheduler, Logger } from '../../domain/ports.js';
 import { redisCall } from '../redis/guard.js';
 import type { RedisKeys } from '../redis/keys.js';
@@ -82,7 +82,7 @@ export class LifecycleQueue implements EventScheduler {
    * are removed; those that stay are left as they are.
    */
   async schedule(coupon: Coupon): Promise<void> {
-    const live = !isFinished(coupon);
+    const live = !isClosedOrSoldOut(coupon);
     const wanted: Record<Transition, number | null> = {
       open: live ? (coupon.startsAt ?? coupon.createdAt).getTime() : null,
       close: live && coupon.endsAt ? coupon.endsAt.getTime() : null,
