@@ -1,10 +1,13 @@
 /**
  * `npm run demo`: one first-come-first-served event, end to end.
  *
- * Opens an event with DEMO_COUPONS coupons (100), fires DEMO_USERS distinct
- * users (1,000) plus DEMO_REPEATS repeated requests (200) in one concurrent
- * burst, follows every accepted request until it is final, prints what
- * happened and checks the invariants. Exit code 1 when any check fails.
+ * Schedules an event with DEMO_COUPONS coupons (100) to open DEMO_OPENS_IN_MS
+ * (3,000) from now, shows that requests before then are refused
+ * EVENT_NOT_OPEN and that the event opens by itself (its open job loads the
+ * gate; 0 opens it at once), then fires DEMO_USERS distinct users (1,000)
+ * plus DEMO_REPEATS repeated requests (200) in one concurrent burst, follows
+ * every accepted request until it is final, prints what happened and checks
+ * the invariants. Exit code 1 when any check fails.
  *
  * Target: DEMO_URL, else http://127.0.0.1:$PORT (3000). When nothing healthy
  * answers at the default address, the service is started in this process
@@ -62,6 +65,8 @@ interface Target {
   readonly baseUrl: string;
   readonly adminToken: string;
   readonly selfStarted: boolean;
+  /** In-process only: whether the event's open job has run (it marks the gate it loaded). */
+  openJobRan?(couponId: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -82,10 +87,11 @@ async function main(): Promise<number> {
   const coupons = demoSetting('DEMO_COUPONS', 100, 1, 1_000_000);
   const users = demoSetting('DEMO_USERS', 1_000, 1, 100_000);
   const repeats = demoSetting('DEMO_REPEATS', 200, 0, 100_000);
+  const opensInMs = demoSetting('DEMO_OPENS_IN_MS', 3_000, 0, 600_000);
 
   const target = await resolveTarget();
   try {
-    return await runEvent(target, { coupons, users, repeats });
+    return await runEvent(target, { coupons, users, repeats, opensInMs });
   } finally {
     await target.stop();
   }
@@ -136,6 +142,7 @@ async function startInProcess(): Promise<Target> {
   }
   container.worker.start();
   container.heartbeat.start();
+  await container.lifecycle.start();
   const { port } = server.address() as AddressInfo;
   console.log(
     `Started in-process: Redis ${describeUrl(config.redisUrl)} (key prefix "${config.redisKeyPrefix}"), ` +
@@ -145,6 +152,8 @@ async function startInProcess(): Promise<Target> {
     baseUrl: `http://127.0.0.1:${port}`,
     adminToken: config.adminToken,
     selfStarted: true,
+    openJobRan: async (couponId) =>
+      (await container.redis.hget(container.keys.coupon(couponId).meta, 'opened')) === '1',
     async stop() {
       const closed = new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
@@ -156,10 +165,12 @@ async function startInProcess(): Promise<Target> {
 
 async function runEvent(
   target: Target,
-  plan: { coupons: number; users: number; repeats: number },
+  plan: { coupons: number; users: number; repeats: number; opensInMs: number },
 ): Promise<number> {
   const { baseUrl } = target;
-  const coupon = await createCoupon(target, plan.coupons);
+  const startsAt = new Date(Date.now() + plan.opensInMs);
+  const coupon = await createCoupon(target, plan.coupons, plan.opensInMs > 0 ? startsAt : null);
+  const opening = plan.opensInMs > 0 ? await waitForOpening(target, coupon.id, startsAt) : null;
 
   // Repeating users are spread evenly over the users; each repeat is fired
   // right after that user's first request, in the same burst.
@@ -286,9 +297,30 @@ async function runEvent(
   }
   if (poll.errors > 0)
     row('status polls that failed (retried)', `${poll.errors} (last: ${poll.lastError})`);
+
+  if (opening) {
+    row('before it opened', `${opening.early.join(', ')} (status ${opening.statusBefore})`);
+    row(
+      'opened by itself',
+      `status ${opening.statusAfter}` +
+        (opening.openJob === undefined ? '' : `, open job ran: ${opening.openJob ? 'yes' : 'no'}`),
+    );
+  }
   console.log('');
 
   const checks: [boolean, string, string][] = [
+    ...(opening
+      ? [
+          [
+            opening.early.every((answer) => answer === '409 EVENT_NOT_OPEN') &&
+              opening.statusBefore === 'SCHEDULED' &&
+              opening.statusAfter === 'OPEN' &&
+              opening.openJob !== false,
+            'refused before startsAt, open after it without anyone opening it',
+            `before startsAt: ${opening.early.join(', ')} (status ${opening.statusBefore}); after: status ${opening.statusAfter}, open job ran: ${String(opening.openJob)}`,
+          ] satisfies [boolean, string, string],
+        ]
+      : []),
     [
       issued.length === expectedIssued && couponAfter.issuedCount === expectedIssued,
       `issued ${issued.length} = min(${plan.coupons} coupons, ${plan.users} users)`,
@@ -324,11 +356,63 @@ async function runEvent(
   return 1;
 }
 
-async function createCoupon(target: Target, totalQuantity: number): Promise<{ id: number }> {
+/**
+ * Before `startsAt`: a few requests, each refused EVENT_NOT_OPEN, and the event
+ * SCHEDULED. Then waits, without touching the event, until it reads OPEN and
+ * a request is no longer refused EVENT_NOT_OPEN.
+ */
+async function waitForOpening(target: Target, couponId: number, startsAt: Date) {
+  const { baseUrl } = target;
+  const early: string[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const res = await fetch(`${baseUrl}/coupons/${couponId}/issue-requests`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: `early-bird-${i}` }),
+      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+    });
+    const body = (await res.json().catch(() => ({}))) as { code?: string };
+    early.push(`${res.status} ${body.code ?? ''}`.trim());
+  }
+  const statusBefore = (await getJson<CouponView>(`${baseUrl}/coupons/${couponId}`)).status;
+  console.log(
+    `Event #${couponId} is scheduled to open at ${startsAt.toISOString()}; ` +
+      `early requests answered ${early.join(', ')}. Waiting for it to open by itself...`,
+  );
+  let statusAfter = statusBefore;
+  while (statusAfter !== 'OPEN' && Date.now() - startsAt.getTime() < FINAL_TIMEOUT_MS) {
+    await sleep(Math.max(50, Math.min(500, startsAt.getTime() - Date.now())));
+    statusAfter = (await getJson<CouponView>(`${baseUrl}/coupons/${couponId}`)).status;
+  }
+  // Redis decides by its own clock: a little margin so that the burst does not race it.
+  await sleep(250);
+  let openJob: boolean | undefined;
+  if (target.openJobRan) {
+    const deadline = Date.now() + 10_000;
+    do openJob = await target.openJobRan(couponId);
+    while (!openJob && Date.now() < deadline && (await sleep(100), true));
+  }
+  return {
+    early,
+    statusBefore,
+    statusAfter,
+    openJob,
+  };
+}
+
+async function createCoupon(
+  target: Target,
+  totalQuantity: number,
+  startsAt: Date | null,
+): Promise<{ id: number }> {
   const res = await fetch(`${target.baseUrl}/coupons`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${target.adminToken}` },
-    body: JSON.stringify({ name: `demo ${new Date().toISOString()}`, totalQuantity }),
+    body: JSON.stringify({
+      name: `demo ${new Date().toISOString()}`,
+      totalQuantity,
+      ...(startsAt ? { startsAt: startsAt.toISOString() } : {}),
+    }),
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
   });
   const body = (await res.json().catch(() => ({}))) as {

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import {
-  NO_SCHEDULER,
+  type EventScheduler,
   type GateMaintenance,
   type IdGenerator,
   type IssueGate,
@@ -15,6 +15,7 @@ import {
 import { BatchSettler } from './domain/use-cases/batch-settler.js';
 import { CheckConsistency } from './domain/use-cases/check-consistency.js';
 import { CloseCoupon } from './domain/use-cases/close-coupon.js';
+import { CloseEvent } from './domain/use-cases/close-event.js';
 import { CouponGateLoader } from './domain/use-cases/coupon-gate-loader.js';
 import { CouponStatsQuery } from './domain/use-cases/coupon-stats.js';
 import { CreateCoupon } from './domain/use-cases/create-coupon.js';
@@ -23,11 +24,14 @@ import { GetIssueRequest } from './domain/use-cases/get-issue-request.js';
 import { ListCoupons } from './domain/use-cases/list-coupons.js';
 import { OpenCoupon } from './domain/use-cases/open-coupon.js';
 import { PauseCoupon } from './domain/use-cases/pause-coupon.js';
+import { OpenEvent } from './domain/use-cases/open-event.js';
 import { ProcessNextBatch } from './domain/use-cases/process-next-batch.js';
 import { ReactivateLiveCoupons } from './domain/use-cases/reactivate-live-coupons.js';
+import { ReconcileEvents } from './domain/use-cases/reconcile-events.js';
 import { RecoverExpiredBatches } from './domain/use-cases/recover-expired-batches.js';
 import { RestoreGates } from './domain/use-cases/restore-gates.js';
 import { ResumeCoupon } from './domain/use-cases/resume-coupon.js';
+import { RetireEvent } from './domain/use-cases/retire-event.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
 import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
 import { UpdateCoupon } from './domain/use-cases/update-coupon.js';
@@ -37,8 +41,10 @@ import { pendingMigrations } from './infra/db/migrate.js';
 import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
 import { faultPoints } from './infra/fault-points.js';
+import { LifecycleQueue } from './infra/jobs/lifecycle-queue.js';
 import { connectRedis } from './infra/redis/client.js';
 import { RedisEventControl } from './infra/redis/event-control.store.js';
+import { RedisEventKeys } from './infra/redis/event-keys.store.js';
 import { RedisGateMaintenance } from './infra/redis/gate-maintenance.store.js';
 import { RedisHeartbeats } from './infra/redis/heartbeat.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
@@ -48,6 +54,7 @@ import { RedisScripts } from './infra/redis/scripts.js';
 import { checkRedisSettings } from './infra/redis/settings-check.js';
 import { DrainWorker } from './scheduler/drain-worker.js';
 import { WorkerHeartbeat } from './scheduler/worker-heartbeat.js';
+import { LifecycleJobs } from './scheduler/lifecycle.js';
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -102,6 +109,8 @@ export interface Container {
     couponStats: CouponStatsQuery;
     submitIssueRequest: SubmitIssueRequest;
     getIssueRequest: GetIssueRequest;
+    /** Moves an event's lifecycle jobs after its window or state changed. */
+    scheduler: EventScheduler;
     health: () => Promise<HealthReport>;
     shuttingDown: () => boolean;
     adminToken: string;
@@ -114,6 +123,9 @@ export interface Container {
   readonly heartbeat: WorkerHeartbeat;
   /** From now on /readyz answers 503 (the process is stopping). */
   beginShutdown(): void;
+  /** The event lifecycle jobs (BullMQ): `start()` in the worker role. */
+  readonly lifecycle: LifecycleJobs;
+  readonly lifecycleQueue: LifecycleQueue;
   close(): Promise<void>;
 }
 
@@ -180,7 +192,15 @@ export async function createContainer(
 
   const loader = new CouponGateLoader({ coupons, gate });
   const control = new RedisEventControl(redis, scripts, keys);
-  const scheduler = NO_SCHEDULER;
+  const lifecycleQueue = new LifecycleQueue({
+    redisUrl: config.redisUrl,
+    keys,
+    logger,
+    name: `coupon-issuance:${config.role}`,
+    redis,
+  });
+  // Every change of an event's window or state moves its lifecycle jobs.
+  const scheduler: EventScheduler = lifecycleQueue;
   // Sync and recovery need each other (a batch settled against a rebuilt gate triggers a sync;
   // a sync settles expired batches first): the settler reaches the sync through a closure.
   const settler: BatchSettler = new BatchSettler({
@@ -210,6 +230,42 @@ export async function createContainer(
       lanes: config.batchLanes,
       leaseMs: config.leaseMs,
     },
+  });
+  const events = new RedisEventKeys(workerRedis, workerScripts, keys);
+  const checkConsistency = new CheckConsistency({ coupons, maintenance });
+  const closeEvent = new CloseEvent({
+    coupons,
+    gate,
+    events,
+    logger,
+    keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+    scheduler,
+  });
+  const lifecycle = new LifecycleJobs({
+    jobs: lifecycleQueue,
+    coupons,
+    open: new OpenEvent({
+      coupons,
+      gate,
+      events,
+      logger,
+      keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+    }),
+    close: closeEvent,
+    reconcile: new ReconcileEvents({
+      coupons,
+      check: checkConsistency,
+      gate,
+      queue,
+      scheduler,
+      events,
+      retire: new RetireEvent({ coupons, events, logger }),
+      close: closeEvent,
+      logger,
+      keyExpiryAfterEndMs: config.keyExpiryAfterEndMs,
+    }),
+    logger,
+    reconcileEveryMs: config.reconcileEveryMs,
   });
   const connectedRedis = redis;
   const connectedWorkerRedis = workerRedis;
@@ -260,11 +316,11 @@ export async function createContainer(
     ledger,
     maintenance,
     api: {
-      createCoupon: new CreateCoupon({ coupons, gate, logger }),
+      createCoupon: new CreateCoupon({ coupons, gate, logger, scheduler }),
       getCoupon: new GetCoupon({ coupons }),
       closeCoupon: new CloseCoupon({ coupons, gate, scheduler }),
       syncCoupon,
-      checkConsistency: new CheckConsistency({ coupons, maintenance }),
+      checkConsistency,
       listCoupons: new ListCoupons({ coupons, control }),
       updateCoupon: new UpdateCoupon({ coupons, control, scheduler, logger }),
       openCoupon: new OpenCoupon({ coupons, control, loader, scheduler }),
@@ -273,6 +329,7 @@ export async function createContainer(
       couponStats: new CouponStatsQuery({ coupons, control }),
       submitIssueRequest: new SubmitIssueRequest({ gate, loader, ids }),
       getIssueRequest: new GetIssueRequest({ gate, ledger, loader, coupons }),
+      scheduler,
       health,
       shuttingDown: () => shuttingDown,
       adminToken: config.adminToken,
@@ -285,11 +342,13 @@ export async function createContainer(
     beginShutdown() {
       shuttingDown = true;
     },
+    lifecycle,
+    lifecycleQueue,
     async close() {
       shuttingDown = true;
       clearInterval(clockTimer);
       await worker.stop();
-      await heartbeat.stop();
+      await Promise.all([heartbeat.stop(), lifecycle.stop()]);
       connectedRedis.disconnect();
       connectedWorkerRedis.disconnect();
       await pool.end();

@@ -73,6 +73,7 @@ async function serve(config: Config, logger: AppLogger, shutdown: Shutdown): Pro
     const nice = config.role === 'worker' ? lowerPriority(config.workerNice, logger) : 0;
     container.worker.start();
     container.heartbeat.start();
+    void container.lifecycle.start();
     logger.info('batch worker started', {
       nice,
       batchSize: config.batchSize,

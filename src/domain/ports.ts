@@ -222,6 +222,22 @@ export interface CouponRepository {
   startNow(id: number): Promise<Coupon | null>;
   /** Figures of the coupon's decided requests, from PostgreSQL. */
   requestFigures(id: number, windowMs: number): Promise<RequestFigures>;
+  /**
+   * Closes the event because its window ended: `closedAt` becomes `endsAt`,
+   * provided `endsAt` has passed and it is not closed yet. Returns the coupon
+   * only when this call closed it.
+   */
+  closeAtEnd(id: number): Promise<Coupon | null>;
+  /**
+   * Notes that the event's Redis keys were deleted (idempotent: the first time
+   * stays), or with `retired` false that it is live again and keeps keys.
+   */
+  markRetired(id: number, retired?: boolean): Promise<void>;
+  /**
+   * Every coupon the lifecycle still looks after, oldest first: those whose
+   * Redis keys were not retired yet, and those live again since they were.
+   */
+  unretiredCoupons(): Promise<Coupon[]>;
 }
 
 export interface CouponListQuery {
@@ -282,6 +298,22 @@ export interface EventControl {
   figures(couponIds: readonly number[]): Promise<ReadonlyMap<number, GateFigures>>;
   /** Requests still in Redis (queued or in flight) that arrived within the last `windowMs`. */
   recentArrivals(couponId: number, windowMs: number): Promise<number>;
+}
+
+/**
+ * The Redis side of an event's life beyond the gate: the open mark, the
+ * keys' expiries and their deletion once the event is over.
+ */
+export interface EventKeys {
+  /** Marks the loaded gate opened; true only for the call that marked it. */
+  markOpened(couponId: number): Promise<boolean>;
+  /** Sets every existing key of the coupon to expire at `at`; null removes their expiry. */
+  expireAt(couponId: number, at: Date | null): Promise<void>;
+  /**
+   * Deletes every key of the coupon and drops it from the worker's rounds, in
+   * one step, provided nothing is queued, in flight or being synced.
+   */
+  retire(couponId: number): Promise<'retired' | 'busy'>;
 }
 
 /**

@@ -75,6 +75,13 @@ const schema = z
     FAULT_POINTS: z.string().default(''),
     /** `refuse` (default in production) or `warn` when Redis may evict keys. */
     REDIS_EVICTION_CHECK: z.enum(['refuse', 'warn']).optional(),
+    /** How often the worker's reconcile job checks every live event against PostgreSQL. */
+    RECONCILE_EVERY_MS: integer(500, 86_400_000).default(60_000),
+    /**
+     * Every Redis key of an event expires this long after its end (or its close):
+     * a second safety behind retirement, never reached while the event is live.
+     */
+    KEY_EXPIRY_AFTER_END_MS: integer(60_000, 365 * 86_400_000).default(7 * 86_400_000),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
@@ -141,6 +148,8 @@ export interface Config {
   readonly workerHeartbeatStaleMs: number;
   readonly faultPoints: ReadonlyMap<FaultPoint, FaultAction>;
   readonly redisEvictionCheck: 'refuse' | 'warn';
+  readonly reconcileEveryMs: number;
+  readonly keyExpiryAfterEndMs: number;
 }
 
 export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token-change-me';
@@ -231,5 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
       : new Map(),
     redisEvictionCheck: e.REDIS_EVICTION_CHECK ?? (e.NODE_ENV === 'production' ? 'refuse' : 'warn'),
+    reconcileEveryMs: e.RECONCILE_EVERY_MS,
+    keyExpiryAfterEndMs: e.KEY_EXPIRY_AFTER_END_MS,
   };
 }

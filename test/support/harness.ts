@@ -40,6 +40,8 @@ export interface HarnessOptions {
    * none left behind after the owner deleted the keys).
    */
   readonly heartbeat?: boolean;
+  /** Run the event lifecycle jobs (BullMQ worker) in this process, as the worker role does. */
+  readonly lifecycle?: boolean;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -75,6 +77,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const container = await createContainer(config, logger, options.overrides);
   if (options.heartbeat ?? ownsKeys) container.heartbeat.start();
+  if (options.lifecycle) await container.lifecycle.start();
   const server: Server = await listen(createApp(container.api), 0, '127.0.0.1', config.http);
   const { port } = server.address() as AddressInfo;
 
@@ -91,6 +94,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       });
       // Stopped first: a beat after the keys were deleted would leave its key behind.
       await container.heartbeat.stop();
+      // BullMQ's connections first: a job still running would write keys after the cleanup.
+      await container.lifecycle.stop();
       if (ownsKeys) await deleteKeys(container, prefix);
       await container.close();
       if (ownsDatabase) await dropDatabase(databaseUrl);

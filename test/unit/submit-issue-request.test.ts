@@ -15,7 +15,19 @@ function fakes(now = { ms: 1_000 }) {
   } satisfies IssueGate;
   const coupons = {
     create: sinon.stub(),
-    findById: sinon.stub(),
+    // An open event: the loader reads the row first, the gate state only for a live event.
+    findById: sinon.stub().resolves({
+      id: 3,
+      name: 'Event',
+      totalQuantity: 10,
+      issuedCount: 0,
+      startsAt: null,
+      endsAt: null,
+      closedAt: null,
+      pausedAt: null,
+      retiredAt: null,
+      createdAt: new Date(0),
+    }),
     close: sinon.stub(),
     gateState: sinon.stub(),
     liveCouponIds: sinon.stub(),
@@ -24,6 +36,9 @@ function fakes(now = { ms: 1_000 }) {
     setPaused: sinon.stub(),
     startNow: sinon.stub(),
     requestFigures: sinon.stub(),
+    closeAtEnd: sinon.stub(),
+    markRetired: sinon.stub(),
+    unretiredCoupons: sinon.stub(),
   } satisfies CouponRepository;
   const loader = new CouponGateLoader({ coupons, gate, nowMs: () => now.ms });
   const useCase = new SubmitIssueRequest({
@@ -117,7 +132,7 @@ describe('submitting an issue request', () => {
   it('when the coupon does not exist, then COUPON_NOT_FOUND, and PostgreSQL is not asked again for a few seconds', async () => {
     const { gate, coupons, useCase, now } = fakes();
     gate.accept.resolves({ kind: 'notLoaded' });
-    coupons.gateState.resolves(null);
+    coupons.findById.resolves(null);
 
     const first = await useCase.execute(3, 'a').catch((e: unknown) => e);
     const second = await useCase.execute(3, 'b').catch((e: unknown) => e);
@@ -126,6 +141,6 @@ describe('submitting an issue request', () => {
 
     expect(first).to.be.instanceOf(DomainError).with.property('code', 'COUPON_NOT_FOUND');
     expect(second).to.be.instanceOf(DomainError).with.property('code', 'COUPON_NOT_FOUND');
-    expect(coupons.gateState.callCount).to.equal(2);
+    expect(coupons.findById.callCount).to.equal(2);
   });
 });

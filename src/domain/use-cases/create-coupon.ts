@@ -1,6 +1,6 @@
 import type { Coupon, NewCoupon } from '../coupon.js';
 import { DomainError } from '../errors.js';
-import type { CouponRepository, IssueGate, Logger } from '../ports.js';
+import type { CouponRepository, EventScheduler, IssueGate, Logger } from '../ports.js';
 
 export class CreateCoupon {
   constructor(
@@ -8,6 +8,7 @@ export class CreateCoupon {
       coupons: CouponRepository;
       gate: IssueGate;
       logger: Logger;
+      scheduler?: EventScheduler;
       now?: () => Date;
     },
   ) {}
@@ -39,6 +40,15 @@ export class CreateCoupon {
     } catch (err) {
       // The database row is what matters; the gate loads itself from it on the first request.
       this.deps.logger.warn('coupon created but its Redis gate was not loaded yet', {
+        couponId: coupon.id,
+        error: String(err),
+      });
+    }
+    try {
+      await this.deps.scheduler?.schedule(coupon);
+    } catch (err) {
+      // The worker schedules every event's jobs on start and at each reconcile run.
+      this.deps.logger.warn('coupon created but its lifecycle jobs were not scheduled yet', {
         couponId: coupon.id,
         error: String(err),
       });

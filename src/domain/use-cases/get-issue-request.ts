@@ -6,7 +6,7 @@ import {
   type RequestRef,
 } from '../issue-request.js';
 import type { CouponRepository, IssueGate, IssueLedger, PendingLookup } from '../ports.js';
-import type { CouponGateLoader } from './coupon-gate-loader.js';
+import { isFinishedRefusal, type CouponGateLoader } from './coupon-gate-loader.js';
 
 export class GetIssueRequest {
   constructor(
@@ -71,6 +71,12 @@ export class GetIssueRequest {
       await this.deps.loader.ensureLoaded(ref.couponId);
     } catch (err) {
       if (err instanceof DomainError && err.code === 'COUPON_NOT_FOUND') return absent;
+      // An event that is over gets no gate again, and all of its requests that Redis still had
+      // were recorded before its keys were retired: one that is not in PostgreSQL was lost, as
+      // a gate loaded now would have said.
+      if (isFinishedRefusal(err)) {
+        return { kind: 'absent', since: String(BigInt(Date.now()) * 1000n) };
+      }
       throw err;
     }
     return this.deps.gate.pending(ref);

@@ -1,5 +1,5 @@
 import type { CouponRepository, GateMaintenance, Logger } from '../ports.js';
-import type { CouponGateLoader } from './coupon-gate-loader.js';
+import { isFinishedRefusal, type CouponGateLoader } from './coupon-gate-loader.js';
 import type { SyncCoupon } from './sync-coupon.js';
 
 /**
@@ -34,7 +34,12 @@ export class RestoreGates {
       }
       this.seenMarker = true;
       const ids = await this.deps.coupons.liveCouponIds();
-      for (const id of ids) await this.deps.loader.ensureLoaded(id);
+      for (const id of ids) {
+        // Closed or sold out since it was listed: nothing to load.
+        await this.deps.loader.ensureLoaded(id).catch((err: unknown) => {
+          if (!isFinishedRefusal(err)) throw err;
+        });
+      }
       return ids.length;
     }
     this.seenMarker = true;

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { Coupon, CouponGateState, CouponStatus, NewCoupon } from '../../domain/coupon.js';
 import { DomainError } from '../../domain/errors.js';
 import type {
@@ -181,6 +181,50 @@ export class PgCouponRepository implements CouponRepository {
     });
   }
 
+  async closeAtEnd(id: number): Promise<Coupon | null> {
+    const [row] = await postgresCall(() =>
+      this.db
+        .update(coupons)
+        .set({ closedAt: sql`${coupons.endsAt}` })
+        .where(
+          and(
+            eq(coupons.id, id),
+            isNull(coupons.closedAt),
+            isNotNull(coupons.endsAt),
+            lte(coupons.endsAt, sql`now()`),
+          ),
+        )
+        .returning(),
+    );
+    return row ? toCoupon(row) : null;
+  }
+
+  async markRetired(id: number, retired = true): Promise<void> {
+    await postgresCall(() =>
+      this.db
+        .update(coupons)
+        .set({ retiredAt: retired ? sql`coalesce(${coupons.retiredAt}, now())` : null })
+        .where(eq(coupons.id, id)),
+    );
+  }
+
+  async unretiredCoupons(): Promise<Coupon[]> {
+    const rows = await postgresCall(() =>
+      this.db
+        .select()
+        .from(coupons)
+        .where(
+          or(
+            isNull(coupons.retiredAt),
+            // Retired once, live again since (its quantity grew or it was reopened).
+            and(isNull(coupons.closedAt), lt(coupons.issuedCount, coupons.totalQuantity)),
+          ),
+        )
+        .orderBy(asc(coupons.id)),
+    );
+    return rows.map(toCoupon);
+  }
+
   async gateState(id: number): Promise<CouponGateState | null> {
     return postgresCall(() =>
       this.db.transaction(
@@ -223,7 +267,8 @@ function belowIssued(issued: number): DomainError {
 /** `couponStatus` in SQL: the same checks in the same order, so a filter and the rows agree. */
 function statusIs(status: CouponStatus, now: Date): SQL {
   const soldOut = sql`${coupons.issuedCount} >= ${coupons.totalQuantity}`;
-  const closed = sql`${coupons.closedAt} IS NOT NULL`;
+  // As couponStatus: a close at (or after) the end of the window is the window ending.
+  const closed = sql`(${coupons.closedAt} IS NOT NULL AND NOT (${coupons.endsAt} IS NOT NULL AND ${coupons.closedAt} >= ${coupons.endsAt}))`;
   const scheduled = sql`(${coupons.startsAt} IS NOT NULL AND ${coupons.startsAt} > ${now})`;
   const ended = sql`(${coupons.endsAt} IS NOT NULL AND ${coupons.endsAt} <= ${now})`;
   const paused = sql`${coupons.pausedAt} IS NOT NULL`;

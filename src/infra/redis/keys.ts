@@ -4,7 +4,7 @@
  * also runs on Redis Cluster.
  */
 export interface CouponKeys {
-  /** HASH total, stock, startsAt, endsAt, closed, paused, clock, epoch, since. */
+  /** HASH total, stock, startsAt, endsAt, closed, paused, clock, epoch, since, opened (the open job ran). */
   readonly meta: string;
   /** SET of user ids issued this coupon. */
   readonly issued: string;
@@ -42,6 +42,28 @@ export class RedisKeys {
     };
   }
 
+  /**
+   * Every key the service keeps for a coupon (scratch sets aside: they are
+   * short-lived and carry their own expiry).
+   */
+  couponKeyList(couponId: number): string[] {
+    const k = this.coupon(couponId);
+    return [k.meta, k.issued, k.queue, k.requests, k.inflight, k.batches, k.leases, k.sync];
+  }
+
+  /** The prefix of BullMQ's keys: under the service's, so that they share its namespace. */
+  bullPrefix(): string {
+    return `${this.prefix}bull`;
+  }
+
+  /**
+   * HASH "<couponId>:<transition>" -> the id of the coupon's scheduled job, so
+   * that a moved window finds the job to remove. Same hash tag as the queue.
+   */
+  lifecycleJobs(): string {
+    return `${this.prefix}lifecycle:{lifecycle}:jobs`;
+  }
+
   /** A scratch key in the coupon's slot, for building a set before swapping it in. */
   couponScratch(couponId: number, token: string): string {
     return `${this.prefix}coupon:{${couponId}}:scratch:${token}`;
@@ -61,19 +83,30 @@ export class RedisKeys {
   }
 
   /**
-   * Whether a key is meant to carry an expiry. Only scratch sets, sync locks
-   * and the worker heartbeats do: every other key lives until the service
-   * deletes it, and one that expired would silently forget state (an issued
-   * set gone lets issued users in again).
+   * Whether a key may carry an expiry of any length: scratch sets, sync locks,
+   * the worker heartbeats and BullMQ's own keys (its locks). A coupon's other
+   * keys may only expire well after the event is over (see `keyExpiryAt` in
+   * the domain); one that expired sooner would silently forget state (an
+   * issued set gone lets issued users in again).
    */
   mayExpire(key: string): boolean {
-    const name = key.slice(this.prefix.length);
-    return name === 'workers:heartbeat' || /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(name);
+    const rest = key.slice(this.prefix.length);
+    return (
+      rest === 'workers:heartbeat' ||
+      /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(rest) ||
+      rest.startsWith('bull:')
+    );
   }
 
   /** ZSET worker id ("<host>:<pid>") -> its last heartbeat (ms since the epoch, Redis's clock). */
   workerHeartbeats(): string {
     return `${this.prefix}workers:heartbeat`;
+  }
+
+  /** The coupon a key belongs to, or null for a key of no coupon. */
+  couponOf(key: string): number | null {
+    const match = /^coupon:\{(\d+)\}:/.exec(key.slice(this.prefix.length));
+    return match ? Number(match[1]) : null;
   }
 
   /** Pattern matching every key of this deployment (for tests and tooling). */

@@ -14,7 +14,8 @@ export type ScriptName =
   | 'heartbeat'
   | 'last-heartbeat'
   | 'resize'
-  | 'window';
+  | 'window'
+  | 'retire';
 
 type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
