@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
+import { createTokenVerifier, type TokenVerifier } from './api/token-verifier.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import type {
   GateMaintenance,
@@ -91,6 +92,7 @@ export interface Container {
     health: () => Promise<HealthReport>;
     shuttingDown: () => boolean;
     adminToken: string;
+    tokenVerifier: TokenVerifier | null;
     logger: Logger;
   };
   readonly processNextBatch: ProcessNextBatch;
@@ -254,6 +256,7 @@ export async function createContainer(
       health,
       shuttingDown: () => shuttingDown,
       adminToken: config.adminToken,
+      tokenVerifier: config.identity ? createTokenVerifier(config.identity) : null,
       logger,
     },
     processNextBatch,

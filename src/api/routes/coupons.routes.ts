@@ -4,7 +4,6 @@ import type { CloseCoupon } from '../../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
 import type { GetCoupon } from '../../domain/use-cases/get-coupon.js';
 import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
-import { requireAdmin } from '../admin-auth.js';
 import { presentCoupon } from '../presenters.js';
 import { couponIdParam, createCouponBody, parse } from '../validation.js';
 import { ROUTES, serve } from './route-table.js';
@@ -15,48 +14,43 @@ export function couponRoutes(deps: {
   closeCoupon: CloseCoupon;
   syncCoupon: SyncCoupon;
   checkConsistency: CheckConsistency;
-  adminToken: string;
+  /** Lets operators through (ADMIN_TOKEN or an operator's token) and audits what they do. */
+  operator: RequestHandler;
   /** Reads a JSON body, refusing other media types (see json-body.ts). */
   jsonBody: RequestHandler;
 }): Router {
   const router = Router({ caseSensitive: true });
 
-  serve(
-    router,
-    ROUTES.createCoupon,
-    requireAdmin(deps.adminToken),
-    deps.jsonBody,
-    async (req, res) => {
-      const body = parse(createCouponBody, req.body, 'body');
-      const coupon = await deps.createCoupon.execute(body);
-      const presented = presentCoupon(coupon);
-      res.status(201).location(`/coupons/${coupon.id}`).json({
-        id: presented.id,
-        name: presented.name,
-        totalQuantity: presented.totalQuantity,
-        startsAt: presented.startsAt,
-        endsAt: presented.endsAt,
-        status: presented.status,
-      });
-    },
-  );
+  serve(router, ROUTES.createCoupon, deps.operator, deps.jsonBody, async (req, res) => {
+    const body = parse(createCouponBody, req.body, 'body');
+    const coupon = await deps.createCoupon.execute(body);
+    const presented = presentCoupon(coupon);
+    res.status(201).location(`/coupons/${coupon.id}`).json({
+      id: presented.id,
+      name: presented.name,
+      totalQuantity: presented.totalQuantity,
+      startsAt: presented.startsAt,
+      endsAt: presented.endsAt,
+      status: presented.status,
+    });
+  });
 
   serve(router, ROUTES.getCoupon, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.closeCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.closeCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.syncCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.syncCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.syncCoupon.execute(couponId));
   });
 
-  serve(router, ROUTES.checkConsistency, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.checkConsistency, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.checkConsistency.execute(couponId));
   });
