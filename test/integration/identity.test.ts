@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import {
   exportJWK,
@@ -235,6 +237,40 @@ describe('identity: bearer tokens with JWT_SECRET', function () {
       path: `/coupons/${byJwt.body.id}/close`,
       status: 200,
     });
+  });
+
+  it('when npm run token mints a user token and an operator token, then the service takes them as such', async () => {
+    const mint = async (...args: string[]) =>
+      (
+        await promisify(execFile)(
+          process.execPath,
+          ['--import', 'tsx', 'scripts/token.ts', ...args],
+          {
+            env: {
+              PATH: process.env.PATH ?? '',
+              JWT_SECRET,
+              JWT_ISSUER: 'https://id.example',
+              JWT_AUDIENCE: 'coupons',
+            },
+          },
+        )
+      ).stdout.trim();
+    const [user, operator] = await Promise.all([
+      mint('minted-user', '--ttl', '5m'),
+      mint('minted-operator', '--operator'),
+    ]);
+    const own = await createCoupon(h.baseUrl, { name: 'Minted', totalQuantity: 5 });
+    const accepted = await issue(h, own, bearer(user));
+    expect(accepted.status, JSON.stringify(accepted.body)).to.equal(202);
+    expect(accepted.body.userId).to.equal('minted-user');
+    expect(
+      (await http(h.baseUrl, 'GET', `/coupons/${own}/consistency`, { headers: bearer(user) }))
+        .status,
+    ).to.equal(403);
+    const checked = await http(h.baseUrl, 'GET', `/coupons/${own}/consistency`, {
+      headers: bearer(operator),
+    });
+    expect(checked.status, JSON.stringify(checked.body)).to.equal(200);
   });
 
   it('when a flood of made-up users arrives without tokens, then every request is refused at 401 and none reaches the queue', async () => {
