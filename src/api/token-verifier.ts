@@ -2,6 +2,7 @@ import {
   createRemoteJWKSet,
   errors,
   jwtVerify,
+  type CryptoKey,
   type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
@@ -38,9 +39,18 @@ const CACHE_ENTRIES = 10_000;
  * another algorithm than the key's is ever accepted; `exp` and `sub` are required.
  */
 export function createTokenVerifier(config: IdentityConfig): TokenVerifier {
-  const key: Uint8Array | JWTVerifyGetKey =
+  // Imported once: given the secret's bytes, jose imports them as a key on every verification,
+  // about half of what an HS256 verification costs (jose 6, Node 20: ~105 µs of CPU against
+  // ~50 µs with the key imported once, 20,000 tokens verified 100 at a time).
+  const key: Promise<CryptoKey> | JWTVerifyGetKey =
     config.key.kind === 'secret'
-      ? new TextEncoder().encode(config.key.secret)
+      ? crypto.subtle.importKey(
+          'raw',
+          new TextEncoder().encode(config.key.secret),
+          { name: 'HMAC', hash: 'SHA-256' },
+          false,
+          ['verify'],
+        )
       : createRemoteJWKSet(new URL(config.key.url));
   const options: JWTVerifyOptions = {
     algorithms: config.key.kind === 'secret' ? ['HS256'] : ['RS256', 'ES256'],
@@ -65,10 +75,10 @@ export function createTokenVerifier(config: IdentityConfig): TokenVerifier {
       }
       let payload: JWTPayload;
       try {
-        // jose's key lookup is typed per overload; both kinds take the same options.
+        // jose's two overloads (a key, a key lookup) take the same options.
         ({ payload } = await (typeof key === 'function'
           ? jwtVerify(token, key, options)
-          : jwtVerify(token, key, options)));
+          : jwtVerify(token, await key, options)));
       } catch (err) {
         throw classify(err);
       }
