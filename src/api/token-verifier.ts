@@ -82,8 +82,11 @@ export function createTokenVerifier(config: IdentityConfig): TokenVerifier {
       } catch (err) {
         throw classify(err);
       }
-      const sub = payload.sub as string;
-      if (!USER_ID_PATTERN.test(sub)) throw new InvalidTokenError('sub breaks the user id rules');
+      const sub = payload.sub;
+      // A number would pass the pattern as its digits: only a string is a user id.
+      if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) {
+        throw new InvalidTokenError('sub breaks the user id rules');
+      }
       const verified = {
         userId: sub,
         operator: holdsRole(payload[config.rolesClaim], config.operatorRole),
