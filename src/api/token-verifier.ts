@@ -103,12 +103,18 @@ function holdsRole(claim: unknown, role: string): boolean {
   return claim === role || (Array.isArray(claim) && claim.includes(role));
 }
 
-/** jose's error codes, as the log's reason; a JWKS that cannot be fetched is an outage. */
+/** jose's error codes, as the log's reason; keys that cannot be fetched are an outage, not a bad token. */
 function classify(err: unknown): Error {
-  if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) {
-    if (err instanceof TypeError || err instanceof errors.JWKSTimeout) {
-      return new DomainError('DEPENDENCY_UNAVAILABLE', 'the token keys could not be fetched');
-    }
+  const unreachable =
+    err instanceof TypeError || // fetch failed: refused, reset, no such host
+    err instanceof errors.JWKSTimeout ||
+    err instanceof errors.JWKSInvalid ||
+    // What jose raises for a JWKS answer other than 200.
+    (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC');
+  if (unreachable) {
+    return new DomainError('DEPENDENCY_UNAVAILABLE', 'the token signing keys could not be fetched');
+  }
+  if (!(err instanceof errors.JOSEError)) {
     return new InvalidTokenError(err instanceof Error ? err.message : String(err));
   }
   const claim = err instanceof errors.JWTClaimValidationFailed ? ` (${err.claim})` : '';

@@ -355,3 +355,30 @@ describe('identity: bearer tokens with JWT_JWKS_URL', function () {
     await expectNothingQueued(h, fresh);
   });
 });
+
+describe('identity: JWT_JWKS_URL unreachable', function () {
+  this.timeout(60_000);
+  let h: Harness;
+
+  before(async () => {
+    // A port that was just free: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    h = await startHarness({ env: { JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` } });
+  });
+  after(async () => h?.cleanup());
+
+  it('when the keys cannot be fetched, then a token is answered 503 (an outage, not a bad token) and nothing is queued', async () => {
+    const couponId = await createCoupon(h.baseUrl, { name: 'No keys', totalQuantity: 5 });
+    const { privateKey } = await generateKeyPair('ES256');
+    const token = await new SignJWT({ sub: 'patient', exp: inAnHour() })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .sign(privateKey);
+    const res = await issue(h, couponId, bearer(token));
+    expect(res.status, JSON.stringify(res.body)).to.equal(503);
+    expect(res.body.code).to.equal('DEPENDENCY_UNAVAILABLE');
+    await expectNothingQueued(h, couponId);
+  });
+});
