@@ -80,19 +80,17 @@ export function createIdentity(options: IdentityOptions): Identity {
     }
   };
 
-  const user: RequestHandler = async (req, res, next) => {
-    if (!verifier) {
-      next();
-      return;
-    }
-    const token = bearer(req);
-    if (token === undefined) return refuse(req, res, 'UNAUTHORIZED', 'no Authorization header');
-    if (token === '') return refuse(req, res, 'INVALID_TOKEN', 'not a Bearer credential');
-    const who = await verified(req, res, token);
-    if (!who) return;
-    res.locals.caller = { kind: 'user', userId: who.userId } satisfies Caller;
-    next();
-  };
+  const user: RequestHandler = !verifier
+    ? (_req, _res, next) => next()
+    : async (req, res, next) => {
+        const token = bearer(req);
+        if (token === undefined) return refuse(req, res, 'UNAUTHORIZED', 'no Authorization header');
+        if (token === '') return refuse(req, res, 'INVALID_TOKEN', 'not a Bearer credential');
+        const who = await verified(req, res, token);
+        if (!who) return;
+        res.locals.caller = { kind: 'user', userId: who.userId } satisfies Caller;
+        next();
+      };
 
   const userOrOperator: RequestHandler = async (req, res, next) => {
     const token = bearer(req);
