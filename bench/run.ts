@@ -8,15 +8,17 @@
  *  4. the drain rate from a pre-filled queue, next to a bare Lua-pop + multi-row-insert ceiling;
  *  5. the end-to-end scenario of the 2,800 requests/s system (100,000 coupons,
  *     113,000 requests at 2,800/s), checked for exactly the stock issued;
- *  6. Redis bytes per pending request and the peak RSS of every process.
+ *  6. Redis bytes per pending request and the peak RSS of every process;
+ *  7. the accept endpoint with what guards it (bearer tokens) against the same endpoint
+ *     without, each request from a distinct user with its own token.
  *
  * Prints a table with ratios, writes bench/results/<timestamp>.json, and
  * bench/results/latest.{json,svg} for docs/performance.md. Exits 1 only when a
  * correctness check fails (never because a speed target was missed).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -37,6 +39,7 @@ import {
   deleteKeys,
   resetDatabase as resetDatabaseOn,
 } from './lib/stores.js';
+import { writeTokens } from './lib/tokens.js';
 import { saturate, wrkVersion, type SaturationResult } from './load/saturate.js';
 
 const quick = process.argv.includes('--quick');
@@ -46,6 +49,7 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PG_ADMIN_URL =
   process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+const JWT_SECRET = 'bench-jwt-secret-0123456789abcdef0123456789';
 const RUN = Date.now().toString(36);
 const PREFIX = `bench:${RUN}:`;
 
@@ -77,6 +81,17 @@ const settings = {
     warmupSec: 3,
   },
   memory: { pending: quick ? 100_000 : 1_000_000 },
+  /**
+   * The accept endpoint (API processes alone) as the service's settings guard it, measured
+   * in turn against `off`. Each entry is the service's environment: the rate limits join
+   * `on` (or a third entry) by adding their settings here.
+   */
+  guards: {
+    off: { name: 'accept, auth off', env: {} as Record<string, string> },
+    on: { name: 'accept, auth on', env: { JWT_SECRET } as Record<string, string> },
+    /** Tokens minted per saturation run: more than the run can send at this rate. */
+    tokensPerSecond: 30_000,
+  },
 };
 
 const targets = {
@@ -90,6 +105,7 @@ const targets = {
   scenarioSettleMs: 1_000,
   redisBytesPerPending: 300,
   apiRssMb: 200,
+  guardedRatio: 0.8,
 };
 
 const databaseUrl = (name: string) => databaseUrlOf(PG_ADMIN_URL, name);
@@ -508,6 +524,82 @@ async function scenarioCeiling(redis: Redis): Promise<ScenarioFigures['ceiling']
   }
 }
 
+interface GuardFigures {
+  off: { name: string; saturationRuns: number[]; saturation: SaturationResult };
+  on: { name: string; saturationRuns: number[]; saturation: SaturationResult };
+  ratio: number;
+}
+
+/**
+ * The accept endpoint with its guards on (settings.guards.on) and off, both
+ * running, alternating saturation runs so both see the same moments of this
+ * shared machine; medians compared. With guards on every request carries its
+ * own user's token (minted before the run, one file per run, none reused: a
+ * token seen twice would be verified once).
+ */
+async function benchGuards(): Promise<GuardFigures> {
+  const { off, on, tokensPerSecond } = settings.guards;
+  const { connections, threads, durationSec, warmupSec } = settings.saturation;
+  const [offPort, onPort] = [3304, 3305];
+  const offServer = await startService(offPort, { ROLE: 'api', ...off.env });
+  const onServer = await startService(onPort, { ROLE: 'api', ...on.env });
+  const folder = join(tmpdir(), `cfs-bench-tokens-${RUN}`);
+  mkdirSync(folder, { recursive: true });
+  try {
+    const coupons = [
+      await createCoupon(offPort, 10_000_000),
+      await createCoupon(onPort, 10_000_000),
+    ];
+    const runs: SaturationResult[][] = [[], []];
+    for (let trial = 0; trial <= settings.pairedTrials; trial += 1) {
+      const seconds = trial === 0 ? warmupSec : durationSec;
+      for (const [i, guard] of [off, on].entries()) {
+        const label = `${trial === 0 ? 'w' : 't'}${trial}${i}${RUN}`;
+        let tokensFile: string | undefined;
+        if (guard.env.JWT_SECRET) {
+          tokensFile = join(folder, `${label}.txt`);
+          await writeTokens(tokensFile, guard.env.JWT_SECRET, label, tokensPerSecond * seconds);
+        }
+        const result = await saturate({
+          url: `http://127.0.0.1:${i === 0 ? offPort : onPort}`,
+          path: `/coupons/${coupons[i]}/issue-requests`,
+          connections,
+          threads,
+          durationSec: seconds,
+          userPrefix: label,
+          ...(tokensFile ? { tokensFile } : {}),
+        });
+        if (tokensFile) rmSync(tokensFile);
+        if (result.reused > 0) {
+          process.stdout.write(
+            `  ${guard.name}: ${num(result.reused)} requests repeated a user (the tokens ran out): raise settings.guards.tokensPerSecond\n`,
+          );
+        }
+        // The warm-up run is not counted.
+        if (trial > 0) runs[i]?.push(reportFailures(guard.name, result));
+      }
+      if (trial === 0) {
+        process.stdout.write(
+          `  ${off.name} and ${on.name} in turn: ${settings.pairedTrials} saturation runs each\n`,
+        );
+      }
+    }
+    const [offRuns, onRuns] = runs as [SaturationResult[], SaturationResult[]];
+    const figures = {
+      off: { name: off.name, saturationRuns: offRuns.map(rps), saturation: median(offRuns) },
+      on: { name: on.name, saturationRuns: onRuns.map(rps), saturation: median(onRuns) },
+    };
+    return {
+      ...figures,
+      ratio: figures.on.saturation.throughputRps / figures.off.saturation.throughputRps,
+    };
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+    await onServer.stop();
+    await offServer.stop();
+  }
+}
+
 /** Redis memory per waiting request, from a deep queue. */
 async function benchMemory(redis: Redis): Promise<{ pending: number; bytesPerPending: number }> {
   const port = 3303;
@@ -629,6 +721,9 @@ async function main(): Promise<void> {
     await api.stop();
     await deleteKeys(redis, `${PREFIX}*`);
   }
+  console.log('accept endpoint with its guards:');
+  const guards = await benchGuards();
+  await deleteKeys(redis, `${PREFIX}*`);
   console.log('drain:');
   const drain = await benchDrain(redis);
   console.log('scenario:');
@@ -658,6 +753,7 @@ async function main(): Promise<void> {
       drainToCeiling: drain.drainRps / drain.ceilingRps,
       drainToArrayCeiling: drain.drainRps / drain.arrayCeilingRps,
     },
+    guards,
     drain,
     scenario,
     memory: { ...memory, apiPeakRssMb: apiRss },
@@ -681,6 +777,7 @@ async function main(): Promise<void> {
       scenarioSettleMs: { target: targets.scenarioSettleMs, value: scenario.settleMs },
       redisBytesPerPending: { target: targets.redisBytesPerPending, value: memory.bytesPerPending },
       apiRssMb: { target: targets.apiRssMb, value: apiRss },
+      guardedRatio: { target: targets.guardedRatio, value: guards.ratio },
     },
   };
 
@@ -703,6 +800,9 @@ async function main(): Promise<void> {
   const r = results.ratios;
   console.log(
     `ratios: API alone / ceiling ${r.oursToCeiling.toFixed(2)}; API + worker / ceiling ${r.oursWithWorkerToCeiling.toFixed(2)}; API + worker / naive ${r.oursToNaive.toFixed(1)}`,
+  );
+  console.log(
+    `guards: ${guards.on.name} ${num(guards.on.saturation.throughputRps)} req/s, ${guards.off.name} ${num(guards.off.saturation.throughputRps)} req/s (medians of ${guards.on.saturationRuns.map(num).join(', ')} and ${guards.off.saturationRuns.map(num).join(', ')}); ratio ${guards.ratio.toFixed(2)} (target ≥ ${targets.guardedRatio})`,
   );
   console.log(
     `drain: ${num(drain.drainRps)} decided+persisted/s over ${num(drain.requests)} (${drain.batches} batches); bare ceiling ${num(drain.ceilingRps)}/s; ratio ${r.drainToCeiling.toFixed(2)}`,

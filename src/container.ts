@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
+import { createTokenVerifier, type TokenVerifier } from './api/token-verifier.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import {
   type EventScheduler,
@@ -114,6 +115,7 @@ export interface Container {
     health: () => Promise<HealthReport>;
     shuttingDown: () => boolean;
     adminToken: string;
+    tokenVerifier: TokenVerifier | null;
     logger: Logger;
   };
   readonly processNextBatch: ProcessNextBatch;
@@ -333,6 +335,7 @@ export async function createContainer(
       health,
       shuttingDown: () => shuttingDown,
       adminToken: config.adminToken,
+      tokenVerifier: config.identity ? createTokenVerifier(config.identity) : null,
       logger,
     },
     processNextBatch,

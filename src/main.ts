@@ -46,6 +46,11 @@ async function main(): Promise<void> {
           'ADMIN_TOKEN is not set: using the development token, so the service listens on loopback only; set ADMIN_TOKEN to listen elsewhere (HOST)',
         );
       }
+      if (!config.identity && config.role !== 'worker') {
+        logger.warn(
+          'neither JWT_SECRET nor JWT_JWKS_URL is set: no bearer tokens are checked and the user is whatever the body says (refused in production)',
+        );
+      }
       await migrateDatabase(config.databaseUrl);
     }
     if (supervise) {

@@ -27,8 +27,12 @@ export function serviceEnv(
   worker: WorkerSettings,
   extra: Record<string, string>,
 ): Record<string, string> {
+  const identity = Boolean(extra.JWT_SECRET || extra.JWT_JWKS_URL);
   return {
-    NODE_ENV: 'production',
+    // Production refuses to start without users' tokens; the contenders whose load names users
+    // in the body run as development, which changes nothing on the paths measured (NODE_ENV
+    // only picks defaults at start-up: the Redis eviction check warns instead of refusing).
+    NODE_ENV: identity ? 'production' : 'development',
     DATABASE_URL: stores.databaseUrl,
     REDIS_URL: stores.redisUrl,
     REDIS_KEY_PREFIX: stores.prefix,

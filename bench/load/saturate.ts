@@ -19,6 +19,8 @@ export interface SaturationInput {
   /** wrk threads (event loops); one keeps up with 100 connections on this machine. */
   threads: number;
   userPrefix: string;
+  /** One bearer token a line, each for a distinct user: requests carry them instead of a userId. */
+  tokensFile?: string;
 }
 
 export interface SaturationResult {
@@ -31,6 +33,8 @@ export interface SaturationResult {
   errors: number;
   /** Answers with a status above 399. */
   non2xx: number;
+  /** Requests sent after the tokens file ran out (they repeat users); 0 without tokens. */
+  reused: number;
 }
 
 interface WrkLine {
@@ -39,6 +43,7 @@ interface WrkLine {
   latencyUs: { p50: number; p90: number; p99: number; max: number };
   errors: { connect: number; read: number; write: number; timeout: number };
   non2xx: number;
+  reused?: number;
 }
 
 const SCRIPT = join(import.meta.dirname, 'saturate.lua');
@@ -71,6 +76,7 @@ export async function saturate(input: SaturationInput): Promise<SaturationResult
     `${input.url}${input.path}`,
     '--',
     input.userPrefix,
+    ...(input.tokensFile ? [input.tokensFile, String(input.threads)] : []),
   ];
   const child = spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -99,5 +105,6 @@ export async function saturate(input: SaturationInput): Promise<SaturationResult
     },
     errors: line.errors.connect + line.errors.read + line.errors.write + line.errors.timeout,
     non2xx: line.non2xx,
+    reused: line.reused ?? 0,
   };
 }

@@ -14,10 +14,12 @@ import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-reques
 import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
 import type { UpdateCoupon } from '../domain/use-cases/update-coupon.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
+import { createIdentity } from './identity.js';
 import { errorHandler } from './problem.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
 import { noRoute, ROUTES, serve } from './routes/route-table.js';
+import type { TokenVerifier } from './token-verifier.js';
 
 export interface HealthReport {
   readonly redis: boolean;
@@ -63,6 +65,10 @@ export interface ApiDeps {
   readonly health: () => Promise<HealthReport>;
   readonly shuttingDown: () => boolean;
   readonly adminToken: string;
+  /** Verifies users' bearer tokens; null when no identity is configured. */
+  readonly tokenVerifier: TokenVerifier | null;
+  /** Called on every failed authentication. */
+  readonly onAuthFailure?: (req: express.Request) => void;
   readonly logger: Logger;
 }
 
@@ -77,10 +83,16 @@ export function createApp(deps: ApiDeps): Express {
   app.set('case sensitive routing', true);
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
+  const identity = createIdentity({
+    verifier: deps.tokenVerifier,
+    adminToken: deps.adminToken,
+    logger: deps.logger,
+    ...(deps.onAuthFailure ? { onAuthFailure: deps.onAuthFailure } : {}),
+  });
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
-  issueRequestRoutes(app, { ...deps, jsonBody });
-  app.use(couponRoutes({ ...deps, jsonBody }));
+  issueRequestRoutes(app, { ...deps, jsonBody, identity });
+  app.use(couponRoutes({ ...deps, jsonBody, operator: identity.operator }));
   // Probes and operators must never see a cached answer.
   const noStore = (res: express.Response) => res.setHeader('Cache-Control', 'no-store');
   // Liveness: the process answers. It touches no dependency, so an outage of Redis or

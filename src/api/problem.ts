@@ -9,7 +9,10 @@ export type ProblemCode =
   | 'METHOD_NOT_ALLOWED'
   | 'REQUEST_TIMEOUT'
   | 'HEADERS_TOO_LARGE'
-  | 'INTERNAL_ERROR';
+  | 'INTERNAL_ERROR'
+  | 'INVALID_TOKEN'
+  | 'FORBIDDEN'
+  | 'USER_MISMATCH';
 
 /** The only table of HTTP statuses: domain codes never know about HTTP. */
 const STATUS: Record<ProblemCode, number> = {
@@ -17,6 +20,9 @@ const STATUS: Record<ProblemCode, number> = {
   INVALID_JSON: 400,
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
+  INVALID_TOKEN: 401,
+  FORBIDDEN: 403,
+  USER_MISMATCH: 403,
   NOT_FOUND: 404,
   COUPON_NOT_FOUND: 404,
   REQUEST_NOT_FOUND: 404,
@@ -44,6 +50,9 @@ const TITLE: Record<ProblemCode, string> = {
   INVALID_JSON: 'The body is not valid JSON',
   BAD_REQUEST: 'Bad request',
   UNAUTHORIZED: 'Authentication required',
+  INVALID_TOKEN: 'The bearer token is not valid',
+  FORBIDDEN: 'Not allowed',
+  USER_MISMATCH: 'The body names another user than the token',
   NOT_FOUND: 'No such resource',
   COUPON_NOT_FOUND: 'No such coupon',
   REQUEST_NOT_FOUND: 'No such issue request',
@@ -123,7 +132,13 @@ export function sendProblem(
 ): void {
   const status = STATUS[code];
   if (code === 'DEPENDENCY_UNAVAILABLE') res.setHeader('Retry-After', '1');
+  // RFC 6750 §3: no error code when no credentials came, `invalid_token` for bad ones.
   if (code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');
+  else if (code === 'INVALID_TOKEN') {
+    res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
+  } else if (code === 'FORBIDDEN') {
+    res.setHeader('WWW-Authenticate', 'Bearer error="insufficient_scope"');
+  }
   res
     .status(status)
     .type('application/problem+json')

@@ -94,9 +94,14 @@ export const listCouponsQuery = z.strictObject({
   after: cursor.optional(),
 });
 
-export const issueRequestBody = z.strictObject({
-  userId: z.string().regex(USER_ID_PATTERN, 'must be 1-64 characters from A-Z a-z 0-9 _ . : -'),
-});
+const userId = z
+  .string()
+  .regex(USER_ID_PATTERN, 'must be 1-64 characters from A-Z a-z 0-9 _ . : -');
+
+export const issueRequestBody = z.strictObject({ userId });
+
+/** With a bearer token the token names the user; the body may repeat it. */
+export const identifiedIssueRequestBody = z.strictObject({ userId: userId.optional() });
 
 /** Parses with zod; a failure becomes VALIDATION_FAILED naming every bad field. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {

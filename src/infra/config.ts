@@ -82,6 +82,26 @@ const schema = z
      * a second safety behind retirement, never reached while the event is live.
      */
     KEY_EXPIRY_AFTER_END_MS: integer(60_000, 365 * 86_400_000).default(7 * 86_400_000),
+    /** HS256 key for users' bearer tokens (JWT), at least 32 bytes. */
+    JWT_SECRET: z
+      .string()
+      .refine((v) => Buffer.byteLength(v) >= 32, 'must be at least 32 bytes')
+      .optional(),
+    /** Where the RS256/ES256 keys of users' bearer tokens are published (a JWKS), instead of JWT_SECRET. */
+    JWT_JWKS_URL: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).optional(),
+    /** When set, a token's `iss` must equal it. */
+    JWT_ISSUER: z.string().min(1).optional(),
+    /** When set, a token's `aud` must contain it. */
+    JWT_AUDIENCE: z.string().min(1).optional(),
+    /** Seconds of clock difference allowed on `exp` and `nbf`. */
+    JWT_CLOCK_TOLERANCE_S: integer(0, 300).default(5),
+    /** The claim holding a token's roles (a string or an array of strings). */
+    JWT_ROLES_CLAIM: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:/-]{1,200}$/, 'must be a claim name')
+      .default('roles'),
+    /** The role in that claim that makes a token an operator's. */
+    JWT_OPERATOR_ROLE: z.string().min(1).max(200).default('operator'),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
@@ -93,6 +113,27 @@ const schema = z
         code: 'custom',
         path: ['ADMIN_TOKEN'],
         message: `is not set, so the development token is in use, and HOST=${JSON.stringify(env.HOST)} is not a loopback address: set ADMIN_TOKEN, or HOST=127.0.0.1 to keep the development token`,
+      });
+    }
+    if (env.JWT_SECRET && env.JWT_JWKS_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_JWKS_URL'],
+        message: 'set JWT_SECRET or JWT_JWKS_URL, not both (a token is verified one way only)',
+      });
+    } else if (
+      env.NODE_ENV === 'production' &&
+      env.ROLE !== 'worker' &&
+      !env.JWT_SECRET &&
+      !env.JWT_JWKS_URL
+    ) {
+      // Without a verified identity the user is whatever a client writes in the body: one
+      // client could take a whole event under made-up names.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_SECRET'],
+        message:
+          'is required in production (or JWT_JWKS_URL): without either, any client may claim to be any user',
       });
     }
     if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
@@ -150,6 +191,19 @@ export interface Config {
   readonly redisEvictionCheck: 'refuse' | 'warn';
   readonly reconcileEveryMs: number;
   readonly keyExpiryAfterEndMs: number;
+  /** How users' bearer tokens are verified; null: no identity, the user is the body's userId. */
+  readonly identity: IdentityConfig | null;
+}
+
+export interface IdentityConfig {
+  readonly key:
+    | { readonly kind: 'secret'; readonly secret: string }
+    | { readonly kind: 'jwks'; readonly url: string };
+  readonly issuer?: string;
+  readonly audience?: string;
+  readonly clockToleranceSec: number;
+  readonly rolesClaim: string;
+  readonly operatorRole: string;
 }
 
 export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token-change-me';
@@ -242,5 +296,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisEvictionCheck: e.REDIS_EVICTION_CHECK ?? (e.NODE_ENV === 'production' ? 'refuse' : 'warn'),
     reconcileEveryMs: e.RECONCILE_EVERY_MS,
     keyExpiryAfterEndMs: e.KEY_EXPIRY_AFTER_END_MS,
+    identity:
+      e.JWT_SECRET || e.JWT_JWKS_URL
+        ? {
+            key: e.JWT_SECRET
+              ? { kind: 'secret', secret: e.JWT_SECRET }
+              : { kind: 'jwks', url: e.JWT_JWKS_URL as string },
+            ...(e.JWT_ISSUER ? { issuer: e.JWT_ISSUER } : {}),
+            ...(e.JWT_AUDIENCE ? { audience: e.JWT_AUDIENCE } : {}),
+            clockToleranceSec: e.JWT_CLOCK_TOLERANCE_S,
+            rolesClaim: e.JWT_ROLES_CLAIM,
+            operatorRole: e.JWT_OPERATOR_ROLE,
+          }
+        : null,
   };
 }

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { ADMIN_TOKEN, drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, requestIssue } from '../support/http.js';
 import { snapshot } from '../support/state.js';
+import { JWT_SECRET, userToken } from '../support/tokens.js';
 
 /*
  * Bad input must be answered with a clear 4xx application/problem+json carrying
@@ -2155,5 +2156,222 @@ describe('bad input', function () {
       const after_ = await snapshot(h.container, h.prefix);
       expect(after_, `seed 0x${FUZZ_SEED.toString(16)}`).to.deep.equal(before_);
     });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Part 3: bad credentials, with users' tokens configured (JWT_SECRET)
+// ---------------------------------------------------------------------------
+
+const jwtPart = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const hourFromNow = () => Math.floor(Date.now() / 1000) + 3600;
+
+interface TokenCase {
+  readonly when: string;
+  readonly method: 'GET' | 'POST';
+  /** May hold {coupon} and {pending}. */
+  readonly path: string;
+  /** The Authorization header, built when the case runs; undefined sends none. */
+  readonly authorization: () => Promise<string | undefined>;
+  readonly body?: string;
+  readonly status: number;
+  readonly code: string;
+}
+
+const asBearer = async (token: Promise<string>) => `Bearer ${await token}`;
+const WRONG_SECRET = 'not-the-configured-secret-0123456789abcdef';
+
+/** Every bad credential, as a header factory. */
+const BAD_CREDENTIALS: [string, () => Promise<string | undefined>, string][] = [
+  ['no Authorization header', async () => undefined, 'UNAUTHORIZED'],
+  ['"Bearer" and no token', async () => 'Bearer', 'INVALID_TOKEN'],
+  ['a token that is not a JWT', async () => 'Bearer abc.def', 'INVALID_TOKEN'],
+  ['Basic credentials', async () => 'Basic YWxpY2U6cHc=', 'INVALID_TOKEN'],
+  ['an expired token', () => asBearer(userToken('alice', { exp: 1_000_000_000 })), 'INVALID_TOKEN'],
+  ['a token without exp', () => asBearer(userToken('alice', { exp: undefined })), 'INVALID_TOKEN'],
+  [
+    'a token signed with another secret',
+    () => asBearer(userToken('alice', {}, WRONG_SECRET)),
+    'INVALID_TOKEN',
+  ],
+  [
+    'an unsigned token (alg none)',
+    async () =>
+      `Bearer ${jwtPart({ alg: 'none' })}.${jwtPart({ sub: 'alice', exp: hourFromNow() })}.`,
+    'INVALID_TOKEN',
+  ],
+  [
+    'a token whose signature was cut',
+    async () => `Bearer ${(await userToken('alice')).slice(0, -2)}`,
+    'INVALID_TOKEN',
+  ],
+  [
+    'a token whose sub breaks the user id rules',
+    () => asBearer(userToken('al ice')),
+    'INVALID_TOKEN',
+  ],
+  [
+    'a token whose sub is a number',
+    () => asBearer(userToken('x', { sub: 42 as never })),
+    'INVALID_TOKEN',
+  ],
+  [
+    'an expired operator token',
+    () => asBearer(userToken('olga', { roles: ['operator'], exp: 1_000_000_000 })),
+    'INVALID_TOKEN',
+  ],
+];
+
+const TOKEN_TABLE: TokenCase[] = [
+  ...BAD_CREDENTIALS.map(([when, authorization, code]) => ({
+    when: `POST /coupons/:id/issue-requests is sent with ${when}`,
+    method: 'POST' as const,
+    path: '/coupons/{coupon}/issue-requests',
+    authorization,
+    body: '{"userId":"alice"}',
+    status: 401,
+    code,
+  })),
+  ...BAD_CREDENTIALS.map(([when, authorization, code]) => ({
+    when: `GET /issue-requests/:id is sent with ${when}`,
+    method: 'GET' as const,
+    path: '/issue-requests/{pending}',
+    authorization,
+    status: 401,
+    code,
+  })),
+  ...BAD_CREDENTIALS.map(([when, authorization, code]) => ({
+    when: `POST /coupons/:id/close is sent with ${when}`,
+    method: 'POST' as const,
+    path: '/coupons/{coupon}/close',
+    authorization,
+    status: 401,
+    code,
+  })),
+  {
+    when: 'POST /coupons/:id/issue-requests is sent with ADMIN_TOKEN (not a user)',
+    method: 'POST',
+    path: '/coupons/{coupon}/issue-requests',
+    authorization: async () => `Bearer ${ADMIN_TOKEN}`,
+    body: '{}',
+    status: 401,
+    code: 'INVALID_TOKEN',
+  },
+  {
+    when: 'POST /coupons/:id/issue-requests is sent with a bad token and malformed JSON (the token first)',
+    method: 'POST',
+    path: '/coupons/{coupon}/issue-requests',
+    authorization: () => asBearer(userToken('alice', {}, WRONG_SECRET)),
+    body: '{',
+    status: 401,
+    code: 'INVALID_TOKEN',
+  },
+  {
+    when: "POST /coupons/:id/issue-requests names another user in the body than the token's",
+    method: 'POST',
+    path: '/coupons/{coupon}/issue-requests',
+    authorization: () => asBearer(userToken('alice')),
+    body: '{"userId":"mallory"}',
+    status: 403,
+    code: 'USER_MISMATCH',
+  },
+  {
+    when: 'POST /coupons/:id/issue-requests with a valid token and a malformed body userId',
+    method: 'POST',
+    path: '/coupons/{coupon}/issue-requests',
+    authorization: () => asBearer(userToken('alice')),
+    body: '{"userId":"a b"}',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    when: 'POST /coupons/:id/issue-requests with a valid token and an unknown field',
+    method: 'POST',
+    path: '/coupons/{coupon}/issue-requests',
+    authorization: () => asBearer(userToken('alice')),
+    body: '{"user":"alice"}',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    when: "GET /issue-requests/:id names another user's pending request",
+    method: 'GET',
+    path: '/issue-requests/{pending}',
+    authorization: () => asBearer(userToken('mallory')),
+    status: 404,
+    code: 'REQUEST_NOT_FOUND',
+  },
+  ...(
+    [
+      ['POST', '/coupons'],
+      ['POST', '/coupons/{coupon}/close'],
+      ['POST', '/coupons/{coupon}/sync'],
+      ['GET', '/coupons/{coupon}/consistency'],
+    ] as const
+  ).map(([method, path]) => ({
+    when: `${method} ${path} is sent with a user's valid token`,
+    method,
+    path,
+    authorization: () => asBearer(userToken('alice')),
+    ...(method === 'POST' && path === '/coupons' ? { body: VALID_COUPON_TEXT } : {}),
+    status: 403,
+    code: 'FORBIDDEN',
+  })),
+];
+
+const WWW_AUTHENTICATE: Record<string, string> = {
+  UNAUTHORIZED: 'Bearer',
+  INVALID_TOKEN: 'Bearer error="invalid_token"',
+  FORBIDDEN: 'Bearer error="insufficient_scope"',
+};
+
+describe('bad input with users’ tokens configured', function () {
+  let h: Harness;
+  let couponId: number;
+  let pendingId: string;
+  let before_: Awaited<ReturnType<typeof snapshot>>;
+  let answered = 0;
+
+  before(async function () {
+    h = await startHarness({ env: { JWT_SECRET } });
+    couponId = await createCoupon(h.baseUrl, { name: 'Token target', totalQuantity: 10 });
+    const pending = await fetch(`${h.baseUrl}/coupons/${couponId}/issue-requests`, {
+      method: 'POST',
+      headers: { ...JSON_TYPE, authorization: `Bearer ${await userToken('bob')}` },
+      body: '{}',
+    });
+    expect(pending.status).to.equal(202);
+    pendingId = ((await pending.json()) as { requestId: string }).requestId;
+    before_ = await snapshot(h.container, h.prefix);
+  });
+  after(async function () {
+    await h?.cleanup();
+  });
+
+  for (const c of TOKEN_TABLE) {
+    it(`when ${c.when}, then ${c.status} ${c.code}`, async function () {
+      const path = c.path
+        .replaceAll('{coupon}', String(couponId))
+        .replaceAll('{pending}', pendingId);
+      const authorization = await c.authorization();
+      const answer = await send(h.baseUrl, {
+        method: c.method,
+        path,
+        headers: {
+          ...(c.body === undefined ? {} : JSON_TYPE),
+          ...(authorization === undefined ? {} : { authorization }),
+        },
+        ...(c.body === undefined ? {} : { body: c.body }),
+      });
+      answered += 1;
+      const body = expectProblem(answer, c.status, c.code, `${c.method} ${path}`);
+      expect(body.instance).to.equal(path);
+      expect(answer.headers.get('www-authenticate')).to.equal(WWW_AUTHENTICATE[c.code] ?? null);
+    });
+  }
+
+  it(`when all ${TOKEN_TABLE.length} requests have been answered, then Redis and PostgreSQL are byte-for-byte unchanged`, async function () {
+    expect(answered).to.equal(TOKEN_TABLE.length);
+    expect(await snapshot(h.container, h.prefix)).to.deep.equal(before_);
   });
 });

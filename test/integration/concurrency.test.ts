@@ -3,6 +3,7 @@ import { parseRequestId } from '../../src/domain/issue-request.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { couponState } from '../support/state.js';
+import { bearer, JWT_SECRET, userToken } from '../support/tokens.js';
 
 const STOCK = 100;
 const USERS = 1_500;
@@ -99,6 +100,62 @@ describe('concurrency: a crowd against a small stock', function () {
     // Redis and PostgreSQL agree, and nothing is left in flight.
     expect(state.redisStock).to.equal(state.total - state.issuedRows.length);
     expect(state.redisIssued).to.deep.equal(issuedUsers.slice().sort());
+    expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal(
+      [0, 0, 0, 0],
+    );
+  });
+});
+
+describe('concurrency: a crowd with bearer tokens against a small stock', function () {
+  this.timeout(120_000);
+  const stock = 50;
+  const users = 400;
+  const requests = 600;
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ env: { JWT_SECRET } });
+  });
+  after(async () => h?.cleanup());
+
+  it(`when ${requests} parallel requests from ${users} token holders meet ${stock} coupons, then exactly the stock is issued to distinct users, each the token's subject`, async () => {
+    const couponId = await createCoupon(h.baseUrl, { name: 'Token crowd', totalQuantity: stock });
+    const userOf = (i: number) => (i < users ? `holder-${i}` : `holder-${(i - users) * 2}`);
+    const tokens = new Map<string, string>();
+    for (let i = 0; i < users; i += 1) tokens.set(userOf(i), await userToken(userOf(i)));
+
+    let arriving = true;
+    const worker = (async () => {
+      while (arriving) {
+        if ((await h.container.worker.drainOnce()) === 0)
+          await new Promise((r) => setTimeout(r, 2));
+      }
+      await drainAll(h.container);
+    })();
+    const answers = await Promise.all(
+      Array.from({ length: requests }, (_, i) =>
+        http<{ userId: string; code?: string }>(
+          h.baseUrl,
+          'POST',
+          `/coupons/${couponId}/issue-requests`,
+          { body: {}, headers: bearer(tokens.get(userOf(i)) as string) },
+        ).then((res) => ({ res, userId: userOf(i) })),
+      ),
+    );
+    arriving = false;
+    await worker;
+
+    for (const { res, userId } of answers) {
+      expect(res.status, JSON.stringify(res.body)).to.be.oneOf([202, 409]);
+      if (res.status === 202) expect(res.body.userId).to.equal(userId);
+    }
+    const state = await couponState(h.container, couponId);
+    const issuedUsers = state.issuedRows.map((r) => r.userId);
+    expect(state.issuedRows).to.have.length(stock);
+    expect(new Set(issuedUsers).size).to.equal(stock);
+    expect(issuedUsers.every((u) => tokens.has(u))).to.equal(true);
+    expect(state.issuedCount).to.equal(stock);
+    expect(state.redisStock).to.equal(0);
     expect([state.queued, state.inflight, state.pendingRecords, state.leasedBatches]).to.deep.equal(
       [0, 0, 0, 0],
     );

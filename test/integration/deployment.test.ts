@@ -19,9 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { ADMIN_TOKEN, startHarness, type Harness } from '../support/harness.js';
-import { createCoupon, http, requestIssue } from '../support/http.js';
+import { createCoupon, http } from '../support/http.js';
 import { ServiceProcess } from '../support/processes.js';
 import { reaper } from '../support/reaper.js';
+import { bearer, JWT_SECRET, userToken } from '../support/tokens.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const run = promisify(execFile);
@@ -169,6 +170,8 @@ describe('the built service (npm run build, npm start, a deployment of dist/)', 
         PATH: process.env.PATH ?? '',
         NODE_ENV: 'production',
         ADMIN_TOKEN,
+        // Production refuses to start without a way to verify users' tokens.
+        JWT_SECRET,
         DATABASE_URL: serviceDatabaseUrl,
         REDIS_KEY_PREFIX: h.prefix,
         REDIS_EVICTION_CHECK: 'warn',
@@ -191,7 +194,13 @@ describe('the built service (npm run build, npm start, a deployment of dist/)', 
     const health = await http(baseUrl, 'GET', '/health');
     expect(health.status, service.dump()).to.equal(200);
     const couponId = await createCoupon(baseUrl, { name: 'Deployed', totalQuantity: 3 });
-    const accepted = await requestIssue(baseUrl, couponId, 'deployed-user');
+    const user = bearer(await userToken('deployed-user'));
+    const accepted = await http<{ requestId: string }>(
+      baseUrl,
+      'POST',
+      `/coupons/${couponId}/issue-requests`,
+      { body: {}, headers: user },
+    );
     expect(accepted.status).to.equal(202);
     const requestId = accepted.body.requestId;
 
@@ -221,7 +230,7 @@ describe('the built service (npm run build, npm start, a deployment of dist/)', 
     } finally {
       await db.end();
     }
-    const polled = await http(baseUrl, 'GET', `/issue-requests/${requestId}`);
+    const polled = await http(baseUrl, 'GET', `/issue-requests/${requestId}`, { headers: user });
     expect(polled.body.status).to.equal('ISSUED');
   });
 

@@ -53,6 +53,20 @@ describe('start-up failures name what to fix', function () {
     expect(exit.output).to.contain('BATCH_CRON="soon"');
   });
 
+  it('when NODE_ENV=production has neither JWT_SECRET nor JWT_JWKS_URL, then the process exits 1 naming both and touches nothing', async () => {
+    const exit = await runService({
+      NODE_ENV: 'production',
+      ADMIN_TOKEN: 'a-production-admin-token',
+      DATABASE_URL: h.databaseUrl,
+      REDIS_KEY_PREFIX: h.prefix,
+      PORT: '0',
+    });
+
+    expect(exit.code, exit.output).to.equal(1);
+    expect(exit.output).to.contain('JWT_SECRET: is required in production (or JWT_JWKS_URL)');
+    expect(exit.output).not.to.contain('listening');
+  });
+
   it('when Redis is unreachable, then the process exits 1 naming the URL, REDIS_URL and what to start', async () => {
     const exit = await runService({
       DATABASE_URL: h.databaseUrl,
@@ -149,6 +163,8 @@ describe('the development token stays on this machine', function () {
     const listening = await api.waitForMessage('listening');
 
     expect(listening.json?.host).to.equal('127.0.0.1');
+    // No identity is configured: said at start, since the user is whatever the body says.
+    expect(api.dump()).to.contain('neither JWT_SECRET nor JWT_JWKS_URL is set');
     const res = await http(api.baseUrl, 'POST', '/coupons', {
       headers: { authorization: `Bearer ${DEVELOPMENT_ADMIN_TOKEN}` },
       body: { name: 'Local', totalQuantity: 1 },

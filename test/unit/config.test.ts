@@ -2,6 +2,9 @@ import { expect } from 'chai';
 import { ConfigError, DEVELOPMENT_ADMIN_TOKEN, loadConfig } from '../../src/infra/config.js';
 
 /** The ConfigError loading this environment throws. */
+/** A JWT_SECRET long enough (32 bytes and more). */
+const SECRET = 'a-jwt-secret-of-at-least-32-bytes-0123';
+
 function configError(env: Record<string, string>): ConfigError {
   try {
     loadConfig(env);
@@ -190,12 +193,12 @@ describe('configuration', () => {
       ],
       [
         'NODE_ENV=production on loopback without ADMIN_TOKEN',
-        { NODE_ENV: 'production' },
+        { NODE_ENV: 'production', JWT_SECRET: SECRET },
         /ADMIN_TOKEN: is required in production/,
       ],
       [
         'NODE_ENV=production and HOST=0.0.0.0 without ADMIN_TOKEN',
-        { NODE_ENV: 'production', HOST: '0.0.0.0' },
+        { NODE_ENV: 'production', HOST: '0.0.0.0', JWT_SECRET: SECRET },
         /ADMIN_TOKEN: is required in production/,
       ],
     ];
@@ -261,6 +264,80 @@ describe('configuration', () => {
     it('when a malformed URL is refused, then what it holds besides the password is shown', () => {
       expect(configError({ REDIS_URL: 'http://admin:hunter2@redis:6379' }).message).to.contain(
         'REDIS_URL="http://admin:***@redis:6379"',
+      );
+    });
+  });
+
+  describe('identity (JWT settings)', () => {
+    it('when NODE_ENV=production has neither JWT_SECRET nor JWT_JWKS_URL, then start-up is refused naming both', () => {
+      const error = configError({ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(16) });
+      expect(error.problems).to.have.length(1);
+      expect(error.message).to.match(/JWT_SECRET: is required in production \(or JWT_JWKS_URL\)/);
+    });
+
+    it('when NODE_ENV=production runs only the worker (ROLE=worker), then no identity is needed', () => {
+      const config = loadConfig({
+        NODE_ENV: 'production',
+        ADMIN_TOKEN: 'a'.repeat(16),
+        ROLE: 'worker',
+      });
+      expect(config.identity).to.equal(null);
+    });
+
+    it('when no JWT setting is given outside production, then identity is off', () => {
+      expect(loadConfig({}).identity).to.equal(null);
+      expect(loadConfig({ NODE_ENV: 'test' }).identity).to.equal(null);
+    });
+
+    it('when JWT_SECRET is shorter than 32 bytes, then start-up is refused without printing it', () => {
+      const error = configError({ JWT_SECRET: 'short-secret' });
+      expect(error.message).to.match(/JWT_SECRET="\*\*\*": must be at least 32 bytes/);
+      expect(error.message).not.to.contain('short-secret');
+    });
+
+    it('when both JWT_SECRET and JWT_JWKS_URL are set, then start-up is refused', () => {
+      const error = configError({ JWT_SECRET: SECRET, JWT_JWKS_URL: 'https://id.example/jwks' });
+      expect(error.message).to.match(/JWT_JWKS_URL.*not both/);
+    });
+
+    it('when JWT_JWKS_URL is not an http(s) URL, then start-up is refused', () => {
+      expect(configError({ JWT_JWKS_URL: 'ftp://id.example/jwks' }).message).to.match(
+        /JWT_JWKS_URL/,
+      );
+    });
+
+    it('when JWT settings are given, then the identity settings carry them with their defaults', () => {
+      expect(
+        loadConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(16), JWT_SECRET: SECRET })
+          .identity,
+      ).to.deep.equal({
+        key: { kind: 'secret', secret: SECRET },
+        clockToleranceSec: 5,
+        rolesClaim: 'roles',
+        operatorRole: 'operator',
+      });
+      expect(
+        loadConfig({
+          JWT_JWKS_URL: 'https://id.example/jwks',
+          JWT_ISSUER: 'https://id.example',
+          JWT_AUDIENCE: 'coupons',
+          JWT_CLOCK_TOLERANCE_S: '30',
+          JWT_ROLES_CLAIM: 'https://example.com/roles',
+          JWT_OPERATOR_ROLE: 'coupon-admin',
+        }).identity,
+      ).to.deep.equal({
+        key: { kind: 'jwks', url: 'https://id.example/jwks' },
+        issuer: 'https://id.example',
+        audience: 'coupons',
+        clockToleranceSec: 30,
+        rolesClaim: 'https://example.com/roles',
+        operatorRole: 'coupon-admin',
+      });
+    });
+
+    it('when JWT_CLOCK_TOLERANCE_S is above 300, then start-up is refused', () => {
+      expect(configError({ JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE_S: '301' }).message).to.match(
+        /JWT_CLOCK_TOLERANCE_S/,
       );
     });
   });

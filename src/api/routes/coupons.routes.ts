@@ -10,7 +10,6 @@ import type { PauseCoupon } from '../../domain/use-cases/pause-coupon.js';
 import type { ResumeCoupon } from '../../domain/use-cases/resume-coupon.js';
 import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
 import type { UpdateCoupon } from '../../domain/use-cases/update-coupon.js';
-import { requireAdmin } from '../admin-auth.js';
 import { presentCoupon, presentCouponListItem } from '../presenters.js';
 import {
   couponIdParam,
@@ -34,53 +33,48 @@ export function couponRoutes(deps: {
   pauseCoupon: PauseCoupon;
   resumeCoupon: ResumeCoupon;
   couponStats: CouponStatsQuery;
-  adminToken: string;
+  /** Lets operators through (ADMIN_TOKEN or an operator's token) and audits what they do. */
+  operator: RequestHandler;
   /** Reads a JSON body, refusing other media types (see json-body.ts). */
   jsonBody: RequestHandler;
 }): Router {
   const router = Router({ caseSensitive: true });
 
-  serve(
-    router,
-    ROUTES.createCoupon,
-    requireAdmin(deps.adminToken),
-    deps.jsonBody,
-    async (req, res) => {
-      const body = parse(createCouponBody, req.body, 'body');
-      const coupon = await deps.createCoupon.execute(body);
-      const presented = presentCoupon(coupon);
-      res.status(201).location(`/coupons/${coupon.id}`).json({
-        id: presented.id,
-        name: presented.name,
-        totalQuantity: presented.totalQuantity,
-        startsAt: presented.startsAt,
-        endsAt: presented.endsAt,
-        status: presented.status,
-      });
-    },
-  );
+  serve(router, ROUTES.createCoupon, deps.operator, deps.jsonBody, async (req, res) => {
+    const body = parse(createCouponBody, req.body, 'body');
+    const coupon = await deps.createCoupon.execute(body);
+    const presented = presentCoupon(coupon);
+    res.status(201).location(`/coupons/${coupon.id}`).json({
+      id: presented.id,
+      name: presented.name,
+      totalQuantity: presented.totalQuantity,
+      startsAt: presented.startsAt,
+      endsAt: presented.endsAt,
+      status: presented.status,
+    });
+  });
 
   serve(router, ROUTES.getCoupon, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.closeCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.closeCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.syncCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.syncCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.syncCoupon.execute(couponId));
   });
 
-  serve(router, ROUTES.checkConsistency, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.checkConsistency, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.checkConsistency.execute(couponId));
   });
 
-  serve(router, ROUTES.listCoupons, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.listCoupons, deps.operator, async (req, res) => {
     const query = parse(listCouponsQuery, queryOf(req.originalUrl), 'query');
     const limit = query.limit ?? DEFAULT_PAGE_SIZE;
     const listing = await deps.listCoupons.execute({
@@ -95,34 +89,28 @@ export function couponRoutes(deps: {
     });
   });
 
-  serve(
-    router,
-    ROUTES.updateCoupon,
-    requireAdmin(deps.adminToken),
-    deps.jsonBody,
-    async (req, res) => {
-      const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-      const body = parse(updateCouponBody, req.body, 'body');
-      res.json(presentCoupon(await deps.updateCoupon.execute(couponId, body)));
-    },
-  );
+  serve(router, ROUTES.updateCoupon, deps.operator, deps.jsonBody, async (req, res) => {
+    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+    const body = parse(updateCouponBody, req.body, 'body');
+    res.json(presentCoupon(await deps.updateCoupon.execute(couponId, body)));
+  });
 
-  serve(router, ROUTES.openCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.openCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.openCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.pauseCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.pauseCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.pauseCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.resumeCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.resumeCoupon, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.resumeCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.couponStats, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.couponStats, deps.operator, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.couponStats.execute(couponId));
   });

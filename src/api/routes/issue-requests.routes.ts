@@ -1,9 +1,16 @@
 import type { IRouter, RequestHandler } from 'express';
 import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
+import { callerOf, type Identity } from '../identity.js';
 import { presentIssueRequest } from '../presenters.js';
+import { sendProblem } from '../problem.js';
 import { sendJson } from '../respond.js';
-import { couponIdParam, issueRequestBody, parse } from '../validation.js';
+import {
+  couponIdParam,
+  identifiedIssueRequestBody,
+  issueRequestBody,
+  parse,
+} from '../validation.js';
 import { ROUTES, serve } from './route-table.js';
 
 /**
@@ -19,11 +26,25 @@ export function issueRequestRoutes(
     getIssueRequest: GetIssueRequest;
     /** Reads a JSON body, refusing other media types (see json-body.ts). */
     jsonBody: RequestHandler;
+    identity: Identity;
   },
 ): void {
-  serve(router, ROUTES.submitIssueRequest, deps.jsonBody, async (req, res) => {
+  // The token is checked before the body is read: a client without one costs no more.
+  serve(router, ROUTES.submitIssueRequest, deps.identity.user, deps.jsonBody, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    const { userId } = parse(issueRequestBody, req.body, 'body');
+    const caller = callerOf(res);
+    let userId: string;
+    if (caller?.kind === 'user') {
+      const body = parse(identifiedIssueRequestBody, req.body, 'body');
+      if (body.userId !== undefined && body.userId !== caller.userId) {
+        sendProblem(res, 'USER_MISMATCH', 'userId must be the user of the bearer token, or absent');
+        return;
+      }
+      userId = caller.userId;
+    } else {
+      // No identity configured: the body names the user.
+      ({ userId } = parse(issueRequestBody, req.body, 'body'));
+    }
     const submitted = await deps.submitIssueRequest.execute(couponId, userId);
     sendJson(
       res,
@@ -39,8 +60,13 @@ export function issueRequestRoutes(
     );
   });
 
-  serve(router, ROUTES.getIssueRequest, async (req, res) => {
-    const view = await deps.getIssueRequest.execute(String(req.params.requestId));
+  serve(router, ROUTES.getIssueRequest, deps.identity.userOrOperator, async (req, res) => {
+    const caller = callerOf(res);
+    // A user sees only their own requests; anyone else's is answered as one that does not exist.
+    const view = await deps.getIssueRequest.execute(
+      String(req.params.requestId),
+      caller?.kind === 'user' ? caller.userId : undefined,
+    );
     sendJson(res, 200, presentIssueRequest(view));
   });
 }

@@ -24,7 +24,15 @@ export class GetIssueRequest {
    * its gate was last loaded was waiting in a Redis that lost its data:
    * REQUEST_LOST, so the client knows to ask again.
    */
-  async execute(requestId: string): Promise<IssueRequestView> {
+  async execute(requestId: string, owner?: string): Promise<IssueRequestView> {
+    const view = await this.find(requestId);
+    // Another user's request is answered exactly as one that does not exist: whether an id
+    // is real, and whose it is, is nobody else's business.
+    if (owner !== undefined && view.userId !== owner) throw notFound(requestId);
+    return view;
+  }
+
+  private async find(requestId: string): Promise<IssueRequestView> {
     const ref = parseRequestId(requestId);
     let pending = await this.deps.gate.pending(ref);
     if (pending.kind === 'waiting') {
@@ -54,7 +62,7 @@ export class GetIssueRequest {
         `issue request ${requestId} was waiting when Redis lost its data; submit a new request`,
       );
     }
-    throw new DomainError('REQUEST_NOT_FOUND', `issue request ${requestId} does not exist`);
+    throw notFound(requestId);
   }
 
   private async arrivedAfterCreation(couponId: number, arrival: string): Promise<boolean> {
@@ -81,4 +89,8 @@ export class GetIssueRequest {
     }
     return this.deps.gate.pending(ref);
   }
+}
+
+function notFound(requestId: string): DomainError {
+  return new DomainError('REQUEST_NOT_FOUND', `issue request ${requestId} does not exist`);
 }
