@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
+import type { Limiters } from './api/limits.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import type {
   GateMaintenance,
@@ -24,7 +25,7 @@ import { RecoverExpiredBatches } from './domain/use-cases/recover-expired-batche
 import { RestoreGates } from './domain/use-cases/restore-gates.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
 import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
-import type { Config } from './infra/config.js';
+import type { Config, RateLimitSettings } from './infra/config.js';
 import { checkPostgres, createDatabase, createPool } from './infra/db/client.js';
 import { pendingMigrations } from './infra/db/migrate.js';
 import { PgCouponRepository } from './infra/db/coupon.repository.js';
@@ -37,6 +38,7 @@ import { RedisHeartbeats } from './infra/redis/heartbeat.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
 import { RedisIssueQueue } from './infra/redis/issue-queue.store.js';
 import { RedisKeys } from './infra/redis/keys.js';
+import { redisLimiter } from './infra/redis/rate-limiter.store.js';
 import { RedisScripts } from './infra/redis/scripts.js';
 import { checkRedisSettings } from './infra/redis/settings-check.js';
 import { DrainWorker } from './scheduler/drain-worker.js';
@@ -76,6 +78,9 @@ export interface Container {
     shuttingDown: () => boolean;
     adminToken: string;
     logger: Logger;
+    limiters?: Limiters;
+    trustProxy: Config['trustProxy'];
+    onLimiterError: (err: unknown) => void;
   };
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
@@ -239,6 +244,11 @@ export async function createContainer(
       shuttingDown: () => shuttingDown,
       adminToken: config.adminToken,
       logger,
+      ...(config.rateLimits
+        ? { limiters: rateLimiters(redis, keys, config.rateLimits, logger) }
+        : {}),
+      trustProxy: config.trustProxy,
+      onLimiterError: throttledUnknown(logger, 'rate limit not checked: request let through'),
     },
     processNextBatch,
     recover,
@@ -257,6 +267,45 @@ export async function createContainer(
       await pool.end();
     },
   };
+}
+
+/**
+ * The rate limits over the API connection (auto-pipelined: a request's checks share its
+ * write with other requests' commands). When Redis fails, each limit counts in this
+ * process instead (fail open across processes, still bounded within one) and says so,
+ * throttled: accept needs Redis anyway, and a limiter that answered 503 would also take
+ * down the routes that only need PostgreSQL, and the probes.
+ */
+function rateLimiters(
+  redis: Redis,
+  keys: RedisKeys,
+  settings: RateLimitSettings,
+  logger: Logger,
+): Limiters {
+  const warn = throttled(logger, 'rate limiter Redis failed: counting in this process');
+  const fallback = () => warn(new Error('Redis unavailable for rate limits'));
+  const limiter = (name: string, limit: RateLimitSettings['ip'], blockAt?: number) =>
+    limit &&
+    redisLimiter(redis, keys.rateLimit(name), limit, {
+      onFallback: fallback,
+      ...(blockAt === undefined ? {} : { blockAt }),
+    });
+  const ip = limiter('ip', settings.ip);
+  const accept = limiter('accept', settings.accept);
+  const status = limiter('status', settings.status);
+  // Blocked in memory from the failure that reaches the limit: the next attempt is refused.
+  const authFailure = limiter('auth', settings.authFailure, settings.authFailure?.points);
+  return {
+    ...(ip ? { ip } : {}),
+    ...(accept ? { accept } : {}),
+    ...(status ? { status } : {}),
+    ...(authFailure ? { authFailure } : {}),
+  };
+}
+
+function throttledUnknown(logger: Logger, message: string): (err: unknown) => void {
+  const log = throttled(logger, message);
+  return (err) => log(err instanceof Error ? err : new Error(String(err)));
 }
 
 /** At most one line per period for a repeating error, so an outage does not flood the log. */

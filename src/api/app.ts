@@ -8,10 +8,11 @@ import type { GetIssueRequest } from '../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-request.js';
 import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
+import { createLimits, type Limiters, type Limits } from './limits.js';
 import { errorHandler } from './problem.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
-import { noRoute, ROUTES, serve } from './routes/route-table.js';
+import { matches, noRoute, ROUTES, serve } from './routes/route-table.js';
 
 export interface HealthReport {
   readonly redis: boolean;
@@ -52,6 +53,29 @@ export interface ApiDeps {
   readonly shuttingDown: () => boolean;
   readonly adminToken: string;
   readonly logger: Logger;
+  /** The rate limits in force; absent: none. */
+  readonly limiters?: Limiters;
+  /** Express `trust proxy`: which proxies' X-Forwarded-For decides the client address. */
+  readonly trustProxy?: boolean | number | readonly string[];
+  /** Called when a limiter failed and the request was let through. */
+  readonly onLimiterError?: (err: unknown) => void;
+}
+
+/** The requests whose per-address count is taken with their per-user count (see limits.ts). */
+function hasUserLimit(req: express.Request): boolean {
+  return req.method === 'POST'
+    ? matches(ROUTES.submitIssueRequest.path, req.path)
+    : (req.method === 'GET' || req.method === 'HEAD') &&
+        matches(ROUTES.getIssueRequest.path, req.path);
+}
+
+/** The limits middleware for `deps`, or none when no limit is in force. */
+export function limitsFor(deps: Pick<ApiDeps, 'limiters' | 'onLimiterError'>): Limits | undefined {
+  if (!deps.limiters) return undefined;
+  return createLimits(deps.limiters, {
+    deferIp: hasUserLimit,
+    ...(deps.onLimiterError ? { onError: deps.onLimiterError } : {}),
+  });
 }
 
 /** Builds the app without listening, so tests can serve it on port 0. */
@@ -63,12 +87,21 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', false);
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
+  app.set('trust proxy', deps.trustProxy ?? false);
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
+  const limits = limitsFor(deps);
+  if (limits) app.use(limits.ipLimit);
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
-  issueRequestRoutes(app, { ...deps, jsonBody });
-  app.use(couponRoutes({ ...deps, jsonBody }));
+  issueRequestRoutes(app, {
+    ...deps,
+    jsonBody,
+    ...(limits ? { userLimit: limits.userLimit } : {}),
+  });
+  app.use(
+    couponRoutes({ ...deps, jsonBody, ...(limits ? { onAuthFailure: limits.authFailure } : {}) }),
+  );
   // Probes and operators must never see a cached answer.
   const noStore = (res: express.Response) => res.setHeader('Cache-Control', 'no-store');
   // Liveness: the process answers. It touches no dependency, so an outage of Redis or

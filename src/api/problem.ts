@@ -9,6 +9,7 @@ export type ProblemCode =
   | 'METHOD_NOT_ALLOWED'
   | 'REQUEST_TIMEOUT'
   | 'HEADERS_TOO_LARGE'
+  | 'RATE_LIMITED'
   | 'INTERNAL_ERROR';
 
 /** The only table of HTTP statuses: domain codes never know about HTTP. */
@@ -32,6 +33,7 @@ const STATUS: Record<ProblemCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   HEADERS_TOO_LARGE: 431,
+  RATE_LIMITED: 429,
   INTERNAL_ERROR: 500,
   DEPENDENCY_UNAVAILABLE: 503,
 };
@@ -56,6 +58,7 @@ const TITLE: Record<ProblemCode, string> = {
   PAYLOAD_TOO_LARGE: 'The body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
   HEADERS_TOO_LARGE: 'The URL or headers are too large',
+  RATE_LIMITED: 'Too many requests',
   INTERNAL_ERROR: 'Internal error',
   DEPENDENCY_UNAVAILABLE: 'Service temporarily unavailable',
 };

@@ -19,7 +19,7 @@ export function nonceSource(
   draw: (bytes: number) => Buffer = randomBytes,
   poolBytes = 4096,
 ): () => string {
-  let pool = Buffer.alloc(0);
+  let pool: Buffer = Buffer.alloc(0);
   let offset = 0;
   return () => {
     let out = '';

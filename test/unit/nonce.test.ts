@@ -20,7 +20,10 @@ describe('request nonce', () => {
 
     const seen = counts(text);
     expect(seen.size).to.equal(62);
-    expect([...seen.values()].every((n) => n === 4), JSON.stringify([...seen])).to.equal(true);
+    expect(
+      [...seen.values()].every((n) => n === 4),
+      JSON.stringify([...seen]),
+    ).to.equal(true);
   });
 
   it('when a pool holds only bytes from 248 up, then none of them is used and the next pool is drawn', () => {

@@ -1,4 +1,4 @@
-import { Router, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import type { CheckConsistency } from '../../domain/use-cases/check-consistency.js';
 import type { CloseCoupon } from '../../domain/use-cases/close-coupon.js';
 import type { CreateCoupon } from '../../domain/use-cases/create-coupon.js';
@@ -18,45 +18,42 @@ export function couponRoutes(deps: {
   adminToken: string;
   /** Reads a JSON body, refusing other media types (see json-body.ts). */
   jsonBody: RequestHandler;
+  /** Told of every refused operator token (the failed-authentication limit counts them). */
+  onAuthFailure?: (req: Request) => void;
 }): Router {
   const router = Router({ caseSensitive: true });
+  const admin = requireAdmin(deps.adminToken, deps.onAuthFailure);
 
-  serve(
-    router,
-    ROUTES.createCoupon,
-    requireAdmin(deps.adminToken),
-    deps.jsonBody,
-    async (req, res) => {
-      const body = parse(createCouponBody, req.body, 'body');
-      const coupon = await deps.createCoupon.execute(body);
-      const presented = presentCoupon(coupon);
-      res.status(201).location(`/coupons/${coupon.id}`).json({
-        id: presented.id,
-        name: presented.name,
-        totalQuantity: presented.totalQuantity,
-        startsAt: presented.startsAt,
-        endsAt: presented.endsAt,
-        status: presented.status,
-      });
-    },
-  );
+  serve(router, ROUTES.createCoupon, admin, deps.jsonBody, async (req, res) => {
+    const body = parse(createCouponBody, req.body, 'body');
+    const coupon = await deps.createCoupon.execute(body);
+    const presented = presentCoupon(coupon);
+    res.status(201).location(`/coupons/${coupon.id}`).json({
+      id: presented.id,
+      name: presented.name,
+      totalQuantity: presented.totalQuantity,
+      startsAt: presented.startsAt,
+      endsAt: presented.endsAt,
+      status: presented.status,
+    });
+  });
 
   serve(router, ROUTES.getCoupon, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.closeCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.closeCoupon, admin, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
   });
 
-  serve(router, ROUTES.syncCoupon, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.syncCoupon, admin, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.syncCoupon.execute(couponId));
   });
 
-  serve(router, ROUTES.checkConsistency, requireAdmin(deps.adminToken), async (req, res) => {
+  serve(router, ROUTES.checkConsistency, admin, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     res.json(await deps.checkConsistency.execute(couponId));
   });

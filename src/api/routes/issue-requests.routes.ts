@@ -1,6 +1,7 @@
 import type { IRouter, RequestHandler } from 'express';
 import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
+import type { UserLimitKind } from '../limits.js';
 import { presentIssueRequest } from '../presenters.js';
 import { sendJson } from '../respond.js';
 import { couponIdParam, issueRequestBody, parse } from '../validation.js';
@@ -19,9 +20,13 @@ export function issueRequestRoutes(
     getIssueRequest: GetIssueRequest;
     /** Reads a JSON body, refusing other media types (see json-body.ts). */
     jsonBody: RequestHandler;
+    /** The per-user limit (see limits.ts); absent when limits are off. */
+    userLimit?: (kind: UserLimitKind) => RequestHandler;
   },
 ): void {
-  serve(router, ROUTES.submitIssueRequest, deps.jsonBody, async (req, res) => {
+  const acceptLimit = deps.userLimit ? [deps.userLimit('accept')] : [];
+  const statusLimit = deps.userLimit ? [deps.userLimit('status')] : [];
+  serve(router, ROUTES.submitIssueRequest, deps.jsonBody, ...acceptLimit, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     const { userId } = parse(issueRequestBody, req.body, 'body');
     const submitted = await deps.submitIssueRequest.execute(couponId, userId);
@@ -39,7 +44,7 @@ export function issueRequestRoutes(
     );
   });
 
-  serve(router, ROUTES.getIssueRequest, async (req, res) => {
+  serve(router, ROUTES.getIssueRequest, ...statusLimit, async (req, res) => {
     const view = await deps.getIssueRequest.execute(String(req.params.requestId));
     sendJson(res, 200, presentIssueRequest(view));
   });

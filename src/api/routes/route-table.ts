@@ -34,7 +34,7 @@ export function serve(router: IRouter, route: Route, ...handlers: RequestHandler
 }
 
 /** Matches as Express does here: case-sensitive, one optional trailing slash. */
-function matches(pattern: string, path: string): boolean {
+export function matches(pattern: string, path: string): boolean {
   const want = pattern.split('/');
   const got = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).split('/');
   return (

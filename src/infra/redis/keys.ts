@@ -68,7 +68,19 @@ export class RedisKeys {
    */
   mayExpire(key: string): boolean {
     const name = key.slice(this.prefix.length);
-    return name === 'workers:heartbeat' || /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(name);
+    return (
+      name === 'workers:heartbeat' ||
+      name.startsWith('rl:') ||
+      /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(name)
+    );
+  }
+
+  /**
+   * Prefix of one rate limit's counters (`<prefix>rl:<limit>:<client>`): STRINGs that
+   * expire with their window. Outside every coupon's slot: a counter is one key per command.
+   */
+  rateLimit(limit: string): string {
+    return `${this.prefix}rl:${limit}`;
   }
 
   /** ZSET worker id ("<host>:<pid>") -> its last heartbeat (ms since the epoch, Redis's clock). */
