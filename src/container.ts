@@ -80,6 +80,7 @@ export interface Container {
     logger: Logger;
     limiters?: Limiters;
     trustProxy: Config['trustProxy'];
+    corsOrigins: readonly string[];
     onLimiterError: (err: unknown) => void;
   };
   readonly processNextBatch: ProcessNextBatch;
@@ -248,6 +249,7 @@ export async function createContainer(
         ? { limiters: rateLimiters(redis, keys, config.rateLimits, logger) }
         : {}),
       trustProxy: config.trustProxy,
+      corsOrigins: config.corsOrigins,
       onLimiterError: throttledUnknown(logger, 'rate limit not checked: request let through'),
     },
     processNextBatch,

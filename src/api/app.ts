@@ -10,6 +10,7 @@ import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
 import { createLimits, type Limiters, type Limits } from './limits.js';
 import { errorHandler } from './problem.js';
+import { answerOptions, corsFor, securityHeaders } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
 import { matches, noRoute, ROUTES, serve } from './routes/route-table.js';
@@ -57,6 +58,8 @@ export interface ApiDeps {
   readonly limiters?: Limiters;
   /** Express `trust proxy`: which proxies' X-Forwarded-For decides the client address. */
   readonly trustProxy?: boolean | number | readonly string[];
+  /** Browser origins allowed to call the API (CORS); none when empty or absent. */
+  readonly corsOrigins?: readonly string[];
   /** Called when a limiter failed and the request was let through. */
   readonly onLimiterError?: (err: unknown) => void;
 }
@@ -91,6 +94,11 @@ export function createApp(deps: ApiDeps): Express {
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
   const limits = limitsFor(deps);
+  app.use(securityHeaders());
+  // Before the limits: a refused request still carries CORS headers the page can read.
+  const allowOrigins = corsFor(deps.corsOrigins ?? []);
+  if (allowOrigins) app.use(allowOrigins);
+  app.use(answerOptions);
   if (limits) app.use(limits.ipLimit);
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
