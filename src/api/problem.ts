@@ -10,6 +10,7 @@ export type ProblemCode =
   | 'REQUEST_TIMEOUT'
   | 'HEADERS_TOO_LARGE'
   | 'RATE_LIMITED'
+  | 'FILE_NOT_FOUND'
   | 'INTERNAL_ERROR';
 
 /** The only table of HTTP statuses: domain codes never know about HTTP. */
@@ -34,9 +35,13 @@ const STATUS: Record<ProblemCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   HEADERS_TOO_LARGE: 431,
   RATE_LIMITED: 429,
+  FILE_NOT_FOUND: 404,
   INTERNAL_ERROR: 500,
   DEPENDENCY_UNAVAILABLE: 503,
 };
+
+/** Every code a problem answer may carry (for the API description). */
+export const PROBLEM_CODES = Object.keys(STATUS) as ProblemCode[];
 
 const TITLE: Record<ProblemCode, string> = {
   VALIDATION_FAILED: 'The request is not valid',
@@ -59,6 +64,7 @@ const TITLE: Record<ProblemCode, string> = {
   UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
   HEADERS_TOO_LARGE: 'The URL or headers are too large',
   RATE_LIMITED: 'Too many requests',
+  FILE_NOT_FOUND: 'No such file',
   INTERNAL_ERROR: 'Internal error',
   DEPENDENCY_UNAVAILABLE: 'Service temporarily unavailable',
 };

@@ -11,7 +11,8 @@ export interface Route {
  * Every route the API serves, in one place: the route modules register their
  * handlers under these rows, and the same rows decide whether a request that
  * matched no handler gets 404 (no such path) or 405 with `Allow` (the path
- * exists, the method does not). A new endpoint is one row here plus its
+ * exists, the method does not). A new endpoint is one row here, its entry
+ * in route-docs.ts (the API description; typecheck fails without it) and its
  * handler.
  */
 export const ROUTES = {
@@ -25,7 +26,12 @@ export const ROUTES = {
   health: { method: 'GET', path: '/health' },
   healthz: { method: 'GET', path: '/healthz' },
   readyz: { method: 'GET', path: '/readyz' },
+  openapi: { method: 'GET', path: '/openapi.json' },
+  docs: { method: 'GET', path: '/docs' },
+  docsAsset: { method: 'GET', path: '/docs/assets/:file' },
 } as const satisfies Record<string, Route>;
+
+export type RouteName = keyof typeof ROUTES;
 
 /** Registers handlers under a row of the table. */
 export function serve(router: IRouter, route: Route, ...handlers: RequestHandler[]): void {
