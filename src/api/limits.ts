@@ -62,9 +62,31 @@ interface CallerLike {
   readonly userId?: unknown;
 }
 
+/**
+ * The key a client address is counted under: an IPv4 address as it is, an
+ * IPv6 address by its /64 (one subscriber's prefix: a client can draw any
+ * address inside it at will), an IPv4-mapped IPv6 address as the IPv4 one.
+ */
+export function addressKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1] as string;
+  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::') as [string, string?];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
 function clientAddress(req: Request): string {
   // Undefined only once the socket is gone; such a request is not answered anyway.
-  return req.ip ?? 'unknown';
+  return addressKey(req.ip ?? 'unknown');
 }
 
 /**
