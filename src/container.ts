@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { HealthReport } from './api/app.js';
 import { createTokenVerifier, type TokenVerifier } from './api/token-verifier.js';
+import type { Limiters } from './api/limits.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import {
   type EventScheduler,
@@ -36,13 +37,14 @@ import { RetireEvent } from './domain/use-cases/retire-event.js';
 import { SubmitIssueRequest } from './domain/use-cases/submit-issue-request.js';
 import { SyncCoupon } from './domain/use-cases/sync-coupon.js';
 import { UpdateCoupon } from './domain/use-cases/update-coupon.js';
-import type { Config } from './infra/config.js';
+import type { Config, RateLimitSettings } from './infra/config.js';
 import { checkPostgres, createDatabase, createPool } from './infra/db/client.js';
 import { pendingMigrations } from './infra/db/migrate.js';
 import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
 import { faultPoints } from './infra/fault-points.js';
 import { LifecycleQueue } from './infra/jobs/lifecycle-queue.js';
+import { nonceSource } from './infra/nonce.js';
 import { connectRedis } from './infra/redis/client.js';
 import { RedisEventControl } from './infra/redis/event-control.store.js';
 import { RedisEventKeys } from './infra/redis/event-keys.store.js';
@@ -51,31 +53,15 @@ import { RedisHeartbeats } from './infra/redis/heartbeat.store.js';
 import { RedisIssueGate } from './infra/redis/issue-gate.store.js';
 import { RedisIssueQueue } from './infra/redis/issue-queue.store.js';
 import { RedisKeys } from './infra/redis/keys.js';
+import { redisLimiter } from './infra/redis/rate-limiter.store.js';
 import { RedisScripts } from './infra/redis/scripts.js';
 import { checkRedisSettings } from './infra/redis/settings-check.js';
 import { DrainWorker } from './scheduler/drain-worker.js';
 import { WorkerHeartbeat } from './scheduler/worker-heartbeat.js';
 import { LifecycleJobs } from './scheduler/lifecycle.js';
 
-const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-// Random bytes are drawn 4 KiB at a time: one system call per ~400 requests instead of one each.
-let randomPool = Buffer.alloc(0);
-let randomOffset = 0;
-
 export const ids: IdGenerator = {
-  nonce() {
-    if (randomOffset + NONCE_LENGTH > randomPool.length) {
-      randomPool = randomBytes(4096);
-      randomOffset = 0;
-    }
-    let out = '';
-    for (let i = randomOffset; i < randomOffset + NONCE_LENGTH; i += 1) {
-      out += ALPHANUMERIC[(randomPool[i] as number) % ALPHANUMERIC.length];
-    }
-    randomOffset += NONCE_LENGTH;
-    return out;
-  },
+  nonce: nonceSource(NONCE_LENGTH),
   batchId: () => randomUUID(),
 };
 
@@ -117,6 +103,10 @@ export interface Container {
     adminToken: string;
     tokenVerifier: TokenVerifier | null;
     logger: Logger;
+    limiters?: Limiters;
+    trustProxy: Config['trustProxy'];
+    corsOrigins: readonly string[];
+    onLimiterError: (err: unknown) => void;
   };
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
@@ -337,6 +327,12 @@ export async function createContainer(
       adminToken: config.adminToken,
       tokenVerifier: config.identity ? createTokenVerifier(config.identity) : null,
       logger,
+      ...(config.rateLimits
+        ? { limiters: rateLimiters(redis, keys, config.rateLimits, logger) }
+        : {}),
+      trustProxy: config.trustProxy,
+      corsOrigins: config.corsOrigins,
+      onLimiterError: throttledUnknown(logger, 'rate limit not checked: request let through'),
     },
     processNextBatch,
     recover,
@@ -357,6 +353,45 @@ export async function createContainer(
       await pool.end();
     },
   };
+}
+
+/**
+ * The rate limits over the API connection (auto-pipelined: a request's checks share its
+ * write with other requests' commands). When Redis fails, each limit counts in this
+ * process instead (fail open across processes, still bounded within one) and says so,
+ * throttled: accept needs Redis anyway, and a limiter that answered 503 would also take
+ * down the routes that only need PostgreSQL, and the probes.
+ */
+function rateLimiters(
+  redis: Redis,
+  keys: RedisKeys,
+  settings: RateLimitSettings,
+  logger: Logger,
+): Limiters {
+  const warn = throttled(logger, 'rate limiter Redis failed: counting in this process');
+  const fallback = () => warn(new Error('Redis unavailable for rate limits'));
+  const limiter = (name: string, limit: RateLimitSettings['ip'], blockAt?: number) =>
+    limit &&
+    redisLimiter(redis, keys.rateLimit(name), limit, {
+      onFallback: fallback,
+      ...(blockAt === undefined ? {} : { blockAt }),
+    });
+  const ip = limiter('ip', settings.ip);
+  const accept = limiter('accept', settings.accept);
+  const status = limiter('status', settings.status);
+  // Blocked in memory from the failure that reaches the limit: the next attempt is refused.
+  const authFailure = limiter('auth', settings.authFailure, settings.authFailure?.points);
+  return {
+    ...(ip ? { ip } : {}),
+    ...(accept ? { accept } : {}),
+    ...(status ? { status } : {}),
+    ...(authFailure ? { authFailure } : {}),
+  };
+}
+
+function throttledUnknown(logger: Logger, message: string): (err: unknown) => void {
+  const log = throttled(logger, message);
+  return (err) => log(err instanceof Error ? err : new Error(String(err)));
 }
 
 /** At most one line per period for a repeating error, so an outage does not flood the log. */

@@ -43,6 +43,8 @@ export function serviceEnv(
     BATCH_INTERVAL_MS: String(worker.batchIntervalMs),
     BATCH_LANES: String(worker.batchLanes),
     WORKER_NICE: String(worker.workerNice),
+    // Every bench request comes from one address: a contender that measures limits sets them.
+    RATE_LIMIT_ENABLED: 'false',
     ...extra,
   };
 }

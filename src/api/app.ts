@@ -15,10 +15,13 @@ import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
 import type { UpdateCoupon } from '../domain/use-cases/update-coupon.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
 import { createIdentity } from './identity.js';
+import { createLimits, type Limiters, type Limits } from './limits.js';
 import { errorHandler } from './problem.js';
+import { answerOptions, corsFor, securityHeaders } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
+import { docsRoutes } from './routes/docs.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
-import { noRoute, ROUTES, serve } from './routes/route-table.js';
+import { matches, noRoute, ROUTES, serve } from './routes/route-table.js';
 import type { TokenVerifier } from './token-verifier.js';
 
 export interface HealthReport {
@@ -70,6 +73,31 @@ export interface ApiDeps {
   /** Called on every failed authentication. */
   readonly onAuthFailure?: (req: express.Request) => void;
   readonly logger: Logger;
+  /** The rate limits in force; absent: none. */
+  readonly limiters?: Limiters;
+  /** Express `trust proxy`: which proxies' X-Forwarded-For decides the client address. */
+  readonly trustProxy?: boolean | number | readonly string[];
+  /** Browser origins allowed to call the API (CORS); none when empty or absent. */
+  readonly corsOrigins?: readonly string[];
+  /** Called when a limiter failed and the request was let through. */
+  readonly onLimiterError?: (err: unknown) => void;
+}
+
+/** The requests whose per-address count is taken with their per-user count (see limits.ts). */
+function hasUserLimit(req: express.Request): boolean {
+  return req.method === 'POST'
+    ? matches(ROUTES.submitIssueRequest.path, req.path)
+    : (req.method === 'GET' || req.method === 'HEAD') &&
+        matches(ROUTES.getIssueRequest.path, req.path);
+}
+
+/** The limits middleware for `deps`, or none when no limit is in force. */
+export function limitsFor(deps: Pick<ApiDeps, 'limiters' | 'onLimiterError'>): Limits | undefined {
+  if (!deps.limiters) return undefined;
+  return createLimits(deps.limiters, {
+    deferIp: hasUserLimit,
+    ...(deps.onLimiterError ? { onError: deps.onLimiterError } : {}),
+  });
 }
 
 /** Builds the app without listening, so tests can serve it on port 0. */
@@ -81,17 +109,31 @@ export function createApp(deps: ApiDeps): Express {
   app.set('query parser', false);
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
+  app.set('trust proxy', deps.trustProxy ?? false);
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
+  const limits = limitsFor(deps);
   const identity = createIdentity({
     verifier: deps.tokenVerifier,
     adminToken: deps.adminToken,
     logger: deps.logger,
-    ...(deps.onAuthFailure ? { onAuthFailure: deps.onAuthFailure } : {}),
+    // Every failed authentication counts against the client's address.
+    ...(limits ? { onAuthFailure: limits.authFailure } : {}),
   });
+  app.use(securityHeaders());
+  // Before the limits: a refused request still carries CORS headers the page can read.
+  const allowOrigins = corsFor(deps.corsOrigins ?? []);
+  if (allowOrigins) app.use(allowOrigins);
+  app.use(answerOptions);
+  if (limits) app.use(limits.ipLimit);
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
-  issueRequestRoutes(app, { ...deps, jsonBody, identity });
+  issueRequestRoutes(app, {
+    ...deps,
+    jsonBody,
+    identity,
+    ...(limits ? { userLimit: limits.userLimit } : {}),
+  });
   app.use(couponRoutes({ ...deps, jsonBody, operator: identity.operator }));
   // Probes and operators must never see a cached answer.
   const noStore = (res: express.Response) => res.setHeader('Cache-Control', 'no-store');
@@ -127,6 +169,8 @@ export function createApp(deps: ApiDeps): Express {
       ...report,
     });
   });
+
+  docsRoutes(app);
 
   app.use(noRoute);
   app.use(errorHandler(deps.logger));

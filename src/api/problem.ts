@@ -9,10 +9,12 @@ export type ProblemCode =
   | 'METHOD_NOT_ALLOWED'
   | 'REQUEST_TIMEOUT'
   | 'HEADERS_TOO_LARGE'
-  | 'INTERNAL_ERROR'
   | 'INVALID_TOKEN'
   | 'FORBIDDEN'
-  | 'USER_MISMATCH';
+  | 'USER_MISMATCH'
+  | 'RATE_LIMITED'
+  | 'FILE_NOT_FOUND'
+  | 'INTERNAL_ERROR';
 
 /** The only table of HTTP statuses: domain codes never know about HTTP. */
 const STATUS: Record<ProblemCode, number> = {
@@ -38,12 +40,17 @@ const STATUS: Record<ProblemCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   HEADERS_TOO_LARGE: 431,
+  RATE_LIMITED: 429,
+  FILE_NOT_FOUND: 404,
   INTERNAL_ERROR: 500,
   DEPENDENCY_UNAVAILABLE: 503,
   EVENT_PAUSED: 409,
   EVENT_FINISHED: 409,
   QUANTITY_BELOW_ISSUED: 409,
 };
+
+/** Every code a problem answer may carry (for the API description). */
+export const PROBLEM_CODES = Object.keys(STATUS) as ProblemCode[];
 
 const TITLE: Record<ProblemCode, string> = {
   VALIDATION_FAILED: 'The request is not valid',
@@ -68,6 +75,8 @@ const TITLE: Record<ProblemCode, string> = {
   PAYLOAD_TOO_LARGE: 'The body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
   HEADERS_TOO_LARGE: 'The URL or headers are too large',
+  RATE_LIMITED: 'Too many requests',
+  FILE_NOT_FOUND: 'No such file',
   INTERNAL_ERROR: 'Internal error',
   DEPENDENCY_UNAVAILABLE: 'Service temporarily unavailable',
   EVENT_PAUSED: 'The event is paused',

@@ -7,6 +7,9 @@ import { parseFaultPoints, type FaultAction } from './fault-points.js';
 
 const MAX_API_PROCESSES = 64;
 
+const TRUST_PROXY_MESSAGE =
+  'must be false, true, a hop count, or comma-separated addresses, CIDRs and loopback, linklocal, uniquelocal';
+
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const schema = z
@@ -102,6 +105,37 @@ const schema = z
       .default('roles'),
     /** The role in that claim that makes a token an operator's. */
     JWT_OPERATOR_ROLE: z.string().min(1).max(200).default('operator'),
+    /** `false` turns every rate limit off (one limit alone: set its points to 0). */
+    RATE_LIMIT_ENABLED: z.enum(['true', 'false']).default('true'),
+    /** Requests per client address per window, on every route; generous, for carrier NAT. */
+    RATE_LIMIT_IP_POINTS: integer(0, 1_000_000).default(600),
+    RATE_LIMIT_IP_WINDOW_S: integer(1, 86_400).default(10),
+    /** Issue requests per user per window. */
+    RATE_LIMIT_ACCEPT_POINTS: integer(0, 1_000_000).default(10),
+    RATE_LIMIT_ACCEPT_WINDOW_S: integer(1, 86_400).default(10),
+    /** Status reads per user per window. */
+    RATE_LIMIT_STATUS_POINTS: integer(0, 1_000_000).default(60),
+    RATE_LIMIT_STATUS_WINDOW_S: integer(1, 86_400).default(10),
+    /** Failed authentications per client address per window; past it the address is refused. */
+    RATE_LIMIT_AUTH_FAILURE_POINTS: integer(0, 1_000_000).default(10),
+    RATE_LIMIT_AUTH_FAILURE_WINDOW_S: integer(1, 86_400).default(60),
+    /**
+     * Which proxies to believe about the client address (Express `trust proxy`): `false`,
+     * a hop count, or a comma-separated list of addresses, CIDRs and the names
+     * loopback, linklocal, uniquelocal.
+     */
+    TRUST_PROXY: z
+      .string()
+      .refine((v) => parseTrustProxy(v) !== undefined, TRUST_PROXY_MESSAGE)
+      .default('false'),
+    /** Browser origins allowed to call the API (CORS), comma-separated, exact; none by default. */
+    CORS_ORIGINS: z
+      .string()
+      .refine(
+        (v) => parseOrigins(v) !== undefined,
+        'must be comma-separated origins such as https://shop.example.com',
+      )
+      .default(''),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
@@ -193,6 +227,11 @@ export interface Config {
   readonly keyExpiryAfterEndMs: number;
   /** How users' bearer tokens are verified; null: no identity, the user is the body's userId. */
   readonly identity: IdentityConfig | null;
+  /** Absent when RATE_LIMIT_ENABLED=false; a limit with 0 points is absent too. */
+  readonly rateLimits?: RateLimitSettings;
+  /** Express `trust proxy`: false, a hop count, or addresses and CIDRs. */
+  readonly trustProxy: boolean | number | readonly string[];
+  readonly corsOrigins: readonly string[];
 }
 
 export interface IdentityConfig {
@@ -204,6 +243,60 @@ export interface IdentityConfig {
   readonly clockToleranceSec: number;
   readonly rolesClaim: string;
   readonly operatorRole: string;
+}
+
+export interface RateLimit {
+  readonly points: number;
+  readonly windowS: number;
+}
+
+export interface RateLimitSettings {
+  readonly ip?: RateLimit;
+  readonly accept?: RateLimit;
+  readonly status?: RateLimit;
+  readonly authFailure?: RateLimit;
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUST_PROXY as Express takes it, or undefined when it is not valid. */
+export function parseTrustProxy(value: string): boolean | number | string[] | undefined {
+  if (value === 'false') return false;
+  // Trusts whatever X-Forwarded-For says: only behind a proxy that always overwrites it.
+  if (value === 'true') return true;
+  if (/^\d{1,2}$/.test(value)) return Number(value);
+  const entries = value.split(',').map((v) => v.trim());
+  const valid = entries.every((entry) => {
+    if (PROXY_NAMES.has(entry)) return true;
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return false;
+    if (bits === undefined) return true;
+    const n = /^\d{1,3}$/.test(bits) ? Number(bits) : -1;
+    return n >= 0 && n <= (family === 4 ? 32 : 128);
+  });
+  return valid ? entries : undefined;
+}
+
+/** CORS_ORIGINS as a list, or undefined when an entry is not an origin (scheme, host, port only). */
+export function parseOrigins(value: string): string[] | undefined {
+  const entries = value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+  const valid = entries.every((entry) => {
+    try {
+      const url = new URL(entry);
+      return /^https?:$/.test(url.protocol) && url.origin === entry;
+    } catch {
+      return false;
+    }
+  });
+  return valid ? entries : undefined;
+}
+
+function rateLimit(points: number, windowS: number): RateLimit | undefined {
+  return points === 0 ? undefined : { points, windowS };
 }
 
 export const DEVELOPMENT_ADMIN_TOKEN = 'dev-admin-token-change-me';
@@ -309,5 +402,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             operatorRole: e.JWT_OPERATOR_ROLE,
           }
         : null,
+    ...(e.RATE_LIMIT_ENABLED === 'true'
+      ? {
+          rateLimits: {
+            ip: rateLimit(e.RATE_LIMIT_IP_POINTS, e.RATE_LIMIT_IP_WINDOW_S),
+            accept: rateLimit(e.RATE_LIMIT_ACCEPT_POINTS, e.RATE_LIMIT_ACCEPT_WINDOW_S),
+            status: rateLimit(e.RATE_LIMIT_STATUS_POINTS, e.RATE_LIMIT_STATUS_WINDOW_S),
+            authFailure: rateLimit(
+              e.RATE_LIMIT_AUTH_FAILURE_POINTS,
+              e.RATE_LIMIT_AUTH_FAILURE_WINDOW_S,
+            ),
+          },
+        }
+      : {}),
+    trustProxy: parseTrustProxy(e.TRUST_PROXY) as boolean | number | string[],
+    corsOrigins: parseOrigins(e.CORS_ORIGINS) as string[],
   };
 }

@@ -466,6 +466,8 @@ export class ProcessFleet {
       BATCH_INTERVAL_MS: String(options.batchIntervalMs ?? 5),
       FAULT_POINTS: options.faultPoints ?? '',
       LOG_LEVEL: options.logLevel ?? 'info',
+      // Fault tests send thousands of requests from one address: limits are tested on their own.
+      RATE_LIMIT_ENABLED: 'false',
       ...options.env,
     };
     const [command, args] = COMMANDS[options.launch ?? 'tsx'];

@@ -2,6 +2,7 @@ import type { IRouter, RequestHandler } from 'express';
 import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.js';
 import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
 import { callerOf, type Identity } from '../identity.js';
+import type { UserLimitKind } from '../limits.js';
 import { presentIssueRequest } from '../presenters.js';
 import { sendProblem } from '../problem.js';
 import { sendJson } from '../respond.js';
@@ -27,46 +28,68 @@ export function issueRequestRoutes(
     /** Reads a JSON body, refusing other media types (see json-body.ts). */
     jsonBody: RequestHandler;
     identity: Identity;
+    /** The per-user limit (see limits.ts); absent when limits are off. */
+    userLimit?: (kind: UserLimitKind) => RequestHandler;
   },
 ): void {
-  // The token is checked before the body is read: a client without one costs no more.
-  serve(router, ROUTES.submitIssueRequest, deps.identity.user, deps.jsonBody, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    const caller = callerOf(res);
-    let userId: string;
-    if (caller?.kind === 'user') {
-      const body = parse(identifiedIssueRequestBody, req.body, 'body');
-      if (body.userId !== undefined && body.userId !== caller.userId) {
-        sendProblem(res, 'USER_MISMATCH', 'userId must be the user of the bearer token, or absent');
-        return;
+  const acceptLimit = deps.userLimit ? [deps.userLimit('accept')] : [];
+  const statusLimit = deps.userLimit ? [deps.userLimit('status')] : [];
+  // The token is checked before the body is read: a client without one costs no more. The
+  // per-user limit comes after both, so it counts the user the token (or the body) names.
+  serve(
+    router,
+    ROUTES.submitIssueRequest,
+    deps.identity.user,
+    deps.jsonBody,
+    ...acceptLimit,
+    async (req, res) => {
+      const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
+      const caller = callerOf(res);
+      let userId: string;
+      if (caller?.kind === 'user') {
+        const body = parse(identifiedIssueRequestBody, req.body, 'body');
+        if (body.userId !== undefined && body.userId !== caller.userId) {
+          sendProblem(
+            res,
+            'USER_MISMATCH',
+            'userId must be the user of the bearer token, or absent',
+          );
+          return;
+        }
+        userId = caller.userId;
+      } else {
+        // No identity configured: the body names the user.
+        ({ userId } = parse(issueRequestBody, req.body, 'body'));
       }
-      userId = caller.userId;
-    } else {
-      // No identity configured: the body names the user.
-      ({ userId } = parse(issueRequestBody, req.body, 'body'));
-    }
-    const submitted = await deps.submitIssueRequest.execute(couponId, userId);
-    sendJson(
-      res,
-      202,
-      {
-        requestId: submitted.requestId,
-        couponId: submitted.couponId,
-        userId: submitted.userId,
-        status: submitted.status,
-      },
-      // Request ids are letters, digits and '-': nothing to percent-encode.
-      { Location: `/issue-requests/${submitted.requestId}` },
-    );
-  });
+      const submitted = await deps.submitIssueRequest.execute(couponId, userId);
+      sendJson(
+        res,
+        202,
+        {
+          requestId: submitted.requestId,
+          couponId: submitted.couponId,
+          userId: submitted.userId,
+          status: submitted.status,
+        },
+        // Request ids are letters, digits and '-': nothing to percent-encode.
+        { Location: `/issue-requests/${submitted.requestId}` },
+      );
+    },
+  );
 
-  serve(router, ROUTES.getIssueRequest, deps.identity.userOrOperator, async (req, res) => {
-    const caller = callerOf(res);
-    // A user sees only their own requests; anyone else's is answered as one that does not exist.
-    const view = await deps.getIssueRequest.execute(
-      String(req.params.requestId),
-      caller?.kind === 'user' ? caller.userId : undefined,
-    );
-    sendJson(res, 200, presentIssueRequest(view));
-  });
+  serve(
+    router,
+    ROUTES.getIssueRequest,
+    deps.identity.userOrOperator,
+    ...statusLimit,
+    async (req, res) => {
+      const caller = callerOf(res);
+      // A user sees only their own requests; anyone else's is answered as one that does not exist.
+      const view = await deps.getIssueRequest.execute(
+        String(req.params.requestId),
+        caller?.kind === 'user' ? caller.userId : undefined,
+      );
+      sendJson(res, 200, presentIssueRequest(view));
+    },
+  );
 }

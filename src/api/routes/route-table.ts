@@ -11,7 +11,8 @@ export interface Route {
  * Every route the API serves, in one place: the route modules register their
  * handlers under these rows, and the same rows decide whether a request that
  * matched no handler gets 404 (no such path) or 405 with `Allow` (the path
- * exists, the method does not). A new endpoint is one row here plus its
+ * exists, the method does not). A new endpoint is one row here, its entry
+ * in route-docs.ts (the API description; typecheck fails without it) and its
  * handler.
  */
 export const ROUTES = {
@@ -31,7 +32,12 @@ export const ROUTES = {
   pauseCoupon: { method: 'POST', path: '/coupons/:couponId/pause' },
   resumeCoupon: { method: 'POST', path: '/coupons/:couponId/resume' },
   couponStats: { method: 'GET', path: '/coupons/:couponId/stats' },
+  openapi: { method: 'GET', path: '/openapi.json' },
+  docs: { method: 'GET', path: '/docs' },
+  docsAsset: { method: 'GET', path: '/docs/assets/:file' },
 } as const satisfies Record<string, Route>;
+
+export type RouteName = keyof typeof ROUTES;
 
 /** Registers handlers under a row of the table. */
 export function serve(router: IRouter, route: Route, ...handlers: RequestHandler[]): void {
@@ -41,7 +47,7 @@ export function serve(router: IRouter, route: Route, ...handlers: RequestHandler
 }
 
 /** Matches as Express does here: case-sensitive, one optional trailing slash. */
-function matches(pattern: string, path: string): boolean {
+export function matches(pattern: string, path: string): boolean {
   const want = pattern.split('/');
   const got = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).split('/');
   return (

@@ -93,9 +93,18 @@ export class RedisKeys {
     const rest = key.slice(this.prefix.length);
     return (
       rest === 'workers:heartbeat' ||
+      rest.startsWith('rl:') ||
       /^coupon:\{\d+\}:(scratch:.+|sync)$/.test(rest) ||
       rest.startsWith('bull:')
     );
+  }
+
+  /**
+   * Prefix of one rate limit's counters (`<prefix>rl:<limit>:<client>`): STRINGs that
+   * expire with their window. Outside every coupon's slot: a counter is one key per command.
+   */
+  rateLimit(limit: string): string {
+    return `${this.prefix}rl:${limit}`;
   }
 
   /** ZSET worker id ("<host>:<pid>") -> its last heartbeat (ms since the epoch, Redis's clock). */

@@ -1,0 +1,236 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { USER_ID_PATTERN } from '../domain/issue-request.js';
+import { sendProblem } from './problem.js';
+
+/** One check of a limit, as the Redis-backed limiter reports it. */
+export interface LimitState {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly windowS: number;
+  readonly remaining: number;
+  readonly resetMs: number;
+}
+
+export interface Limiter {
+  readonly limit: number;
+  readonly windowS: number;
+  consume(key: string): Promise<LimitState>;
+  /** How long this process refuses `key` without asking Redis; 0 when it does not. */
+  blockedMs(key: string): number;
+}
+
+/** The limits in force; an absent one is off. */
+export interface Limiters {
+  readonly ip?: Limiter;
+  readonly accept?: Limiter;
+  readonly status?: Limiter;
+  readonly authFailure?: Limiter;
+}
+
+export type UserLimitKind = 'accept' | 'status';
+
+export interface Limits {
+  /** Mounted before every route: refuses addresses over the per-address or failed-authentication limit. */
+  readonly ipLimit: RequestHandler;
+  /**
+   * Mounted on the accept and status routes after identity (and, on accept, the body):
+   * takes the per-user count and the per-address count in one Redis round trip.
+   */
+  userLimit(kind: UserLimitKind): RequestHandler;
+  /** A middleware for routes that authenticate: refuses an address over the failed-authentication limit. */
+  readonly authFailureLimit: RequestHandler;
+  /** Call on every failed authentication: counts it against the client's address. */
+  authFailure(req: Request): void;
+}
+
+export interface LimitsOptions {
+  /**
+   * Requests whose per-address count is left to `userLimit` (the routes that mount it):
+   * taken there together with the per-user count, the two leave in one pipeline.
+   */
+  readonly deferIp?: (req: Request) => boolean;
+  /** A limiter failed with no fallback: the request is let through (fail open). */
+  readonly onError?: (err: unknown) => void;
+}
+
+// Where ipLimit leaves the address whose count userLimit takes.
+const IP_DEFERRED = 'rateLimitDeferredAddress';
+
+/** The caller the identity middleware leaves on `res.locals.caller`, as far as limits need it. */
+interface CallerLike {
+  readonly kind: string;
+  readonly userId?: unknown;
+}
+
+/**
+ * The key a client address is counted under: an IPv4 address as it is, an
+ * IPv6 address by its /64 (one subscriber's prefix: a client can draw any
+ * address inside it at will), an IPv4-mapped IPv6 address as the IPv4 one.
+ */
+export function addressKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1] as string;
+  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::') as [string, string?];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
+function clientAddress(req: Request): string {
+  // Undefined only once the socket is gone; such a request is not answered anyway.
+  return addressKey(req.ip ?? 'unknown');
+}
+
+/**
+ * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds) and
+ * `RateLimit-Policy` as in draft-ietf-httpapi-ratelimit-headers-06 (what
+ * express-rate-limit calls `draft-6`): separate fields most clients and
+ * proxies already read.
+ */
+function setRateLimitHeaders(res: Response, state: LimitState): void {
+  res.setHeader('RateLimit-Limit', String(state.limit));
+  res.setHeader('RateLimit-Remaining', String(state.remaining));
+  res.setHeader('RateLimit-Reset', String(Math.max(1, Math.ceil(state.resetMs / 1000))));
+  res.setHeader('RateLimit-Policy', `${state.limit};w=${state.windowS}`);
+}
+
+function tooMany(res: Response, state: LimitState, detail: string): void {
+  setRateLimitHeaders(res, { ...state, remaining: 0 });
+  res.setHeader('Retry-After', String(Math.max(1, Math.ceil(state.resetMs / 1000))));
+  sendProblem(res, 'RATE_LIMITED', detail);
+}
+
+/** Of several limits that all admitted the request, the one closest to refusing. */
+function tightest(states: readonly LimitState[]): LimitState {
+  return states.reduce((a, b) =>
+    b.remaining < a.remaining || (b.remaining === a.remaining && b.resetMs > a.resetMs) ? b : a,
+  );
+}
+
+function userOf(kind: UserLimitKind, req: Request, res: Response): string | undefined {
+  const caller = res.locals.caller as CallerLike | undefined;
+  if (caller !== undefined) {
+    return caller.kind === 'user' && typeof caller.userId === 'string' ? caller.userId : undefined;
+  }
+  if (kind !== 'accept') return undefined;
+  // No identity configured: the body names the user. A malformed one is refused by the handler.
+  const userId = (req.body as { userId?: unknown } | undefined)?.userId;
+  return typeof userId === 'string' && USER_ID_PATTERN.test(userId) ? userId : undefined;
+}
+
+export function createLimits(limiters: Limiters, options: LimitsOptions = {}): Limits {
+  const { ip, authFailure } = limiters;
+  const deferIp = options.deferIp ?? (() => false);
+  const onError = options.onError ?? (() => undefined);
+  const failures = 'too many failed authentications from this address; try again later';
+
+  const refusedForFailures = (req: Request, res: Response): boolean => {
+    if (!authFailure) return false;
+    const ms = authFailure.blockedMs(clientAddress(req));
+    if (ms === 0) return false;
+    tooMany(
+      res,
+      {
+        allowed: false,
+        limit: authFailure.limit,
+        windowS: authFailure.windowS,
+        remaining: 0,
+        resetMs: ms,
+      },
+      failures,
+    );
+    return true;
+  };
+
+  const ipLimit: RequestHandler = (req, res, next) => {
+    if (refusedForFailures(req, res)) return;
+    if (!ip) {
+      next();
+      return;
+    }
+    const address = clientAddress(req);
+    if (deferIp(req)) {
+      // A flood from one address is still refused here, from memory, before any work.
+      const ms = ip.blockedMs(address);
+      if (ms > 0) {
+        tooMany(
+          res,
+          { allowed: false, limit: ip.limit, windowS: ip.windowS, remaining: 0, resetMs: ms },
+          'too many requests from this address',
+        );
+        return;
+      }
+      res.locals[IP_DEFERRED] = address;
+      next();
+      return;
+    }
+    ip.consume(address).then(
+      (state) => {
+        if (!state.allowed) {
+          tooMany(res, state, 'too many requests from this address');
+          return;
+        }
+        setRateLimitHeaders(res, state);
+        next();
+      },
+      (err: unknown) => {
+        onError(err);
+        next();
+      },
+    );
+  };
+
+  const userLimit = (kind: UserLimitKind): RequestHandler => {
+    const perUser = limiters[kind];
+    return (req, res, next) => {
+      const address = res.locals[IP_DEFERRED] as string | undefined;
+      const user = perUser ? userOf(kind, req, res) : undefined;
+      const checks: Promise<[string, LimitState]>[] = [];
+      // Both issued in the same turn of the event loop: one pipeline on the API connection.
+      if (ip && address !== undefined) {
+        checks.push(ip.consume(address).then((s) => ['too many requests from this address', s]));
+      }
+      if (perUser && user !== undefined) {
+        checks.push(perUser.consume(user).then((s) => ['too many requests for this user', s]));
+      }
+      if (checks.length === 0) {
+        next();
+        return;
+      }
+      Promise.all(checks).then(
+        (results) => {
+          const refused = results.find(([, s]) => !s.allowed);
+          if (refused) {
+            tooMany(res, refused[1], refused[0]);
+            return;
+          }
+          setRateLimitHeaders(res, tightest(results.map(([, s]) => s)));
+          next();
+        },
+        (err: unknown) => {
+          onError(err);
+          next();
+        },
+      );
+    };
+  };
+
+  return {
+    ipLimit,
+    userLimit,
+    authFailureLimit: (req, res, next) => {
+      if (!refusedForFailures(req, res)) next();
+    },
+    authFailure(req) {
+      authFailure?.consume(clientAddress(req)).catch(onError);
+    },
+  };
+}

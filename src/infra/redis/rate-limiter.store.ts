@@ -1,0 +1,96 @@
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimit } from '../config.js';
+
+/** What one check of a limit found. */
+export interface LimitState {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly windowS: number;
+  readonly remaining: number;
+  /** Until the window ends and the count starts again. */
+  readonly resetMs: number;
+}
+
+export interface RedisLimiter {
+  readonly limit: number;
+  readonly windowS: number;
+  /** Counts one request of `key`; rejects only for a fault no fallback could take. */
+  consume(key: string): Promise<LimitState>;
+  /** How long this process still refuses `key` without asking Redis; 0 when it does not. */
+  blockedMs(key: string): number;
+}
+
+export interface RedisLimiterOptions {
+  /**
+   * The count at which this process stops asking Redis about a key until its
+   * window ends: a flood from one client is then refused in memory. At least
+   * `limit.points`; the default blocks from the first refused request.
+   */
+  readonly blockAt?: number;
+  /** Called (often: throttle it) whenever Redis failed and the in-process count answered. */
+  readonly onFallback: () => void;
+}
+
+/**
+ * A fixed-window limit over the service's Redis connection: one EVALSHA per
+ * check (rate-limiter-flexible's INCR-with-expiry script), so on the
+ * auto-pipelined API connection the checks of many requests share writes.
+ * When Redis fails, a per-process in-memory count with the same limit answers
+ * instead: each process then admits up to the limit on its own.
+ */
+export function redisLimiter(
+  redis: Redis,
+  keyPrefix: string,
+  limit: RateLimit,
+  options: RedisLimiterOptions,
+): RedisLimiter {
+  class FallbackLimiter extends RateLimiterMemory {
+    override consume(
+      key: string | number,
+      points?: number,
+      opts?: Record<string, unknown>,
+    ): Promise<RateLimiterRes> {
+      options.onFallback();
+      return super.consume(key, points, opts);
+    }
+  }
+  const limiter = new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix,
+    points: limit.points,
+    duration: limit.windowS,
+    inMemoryBlockOnConsumed: options.blockAt ?? limit.points + 1,
+    // The connection has no offline queue: while it reconnects, fall back at once.
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new FallbackLimiter({
+      keyPrefix: `${keyPrefix}:fallback`,
+      points: limit.points,
+      duration: limit.windowS,
+    }),
+  });
+  // Present at run time on every store limiter; rate-limiter-flexible's types omit it.
+  const memory = limiter as unknown as { getInMemoryBlockMsBeforeExpire(rlKey: string): number };
+
+  const state = (res: RateLimiterRes, allowed: boolean): LimitState => ({
+    allowed,
+    limit: limit.points,
+    windowS: limit.windowS,
+    remaining: res.remainingPoints,
+    resetMs: res.msBeforeNext,
+  });
+
+  return {
+    limit: limit.points,
+    windowS: limit.windowS,
+    consume: (key) =>
+      limiter.consume(key).then(
+        (res) => state(res, true),
+        (err: unknown) => {
+          if (err instanceof RateLimiterRes) return state(err, false);
+          throw err;
+        },
+      ),
+    blockedMs: (key) => memory.getInMemoryBlockMsBeforeExpire(limiter.getKey(key)),
+  };
+}
