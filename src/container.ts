@@ -1,3 +1,4 @@
+import { throttled } from './infra/throttled-log.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -392,20 +393,4 @@ function rateLimiters(
 function throttledUnknown(logger: Logger, message: string): (err: unknown) => void {
   const log = throttled(logger, message);
   return (err) => log(err instanceof Error ? err : new Error(String(err)));
-}
-
-/** At most one line per period for a repeating error, so an outage does not flood the log. */
-function throttled(logger: Logger, message: string, periodMs = 5_000): (err: Error) => void {
-  let last = 0;
-  let suppressed = 0;
-  return (err) => {
-    const now = Date.now();
-    if (now - last < periodMs) {
-      suppressed += 1;
-      return;
-    }
-    logger.warn(message, { error: err.message, suppressed });
-    last = now;
-    suppressed = 0;
-  };
 }

@@ -1,3 +1,4 @@
+import { throttled } from '../throttled-log.js';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Coupon } from '../../domain/coupon.js';
@@ -192,19 +193,4 @@ async function within(ms: number, promise: Promise<unknown>): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-function throttled(logger: Logger, message: string, periodMs = 5_000): (err: Error) => void {
-  let last = 0;
-  let suppressed = 0;
-  return (err) => {
-    const now = Date.now();
-    if (now - last < periodMs) {
-      suppressed += 1;
-      return;
-    }
-    logger.warn(message, { error: err.message, suppressed });
-    last = now;
-    suppressed = 0;
-  };
 }
