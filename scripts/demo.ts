@@ -9,10 +9,12 @@
  * every accepted request until it is final, prints what happened and checks
  * the invariants. Exit code 1 when any check fails.
  *
- * Target: DEMO_URL, else http://127.0.0.1:$PORT (3000). When nothing healthy
- * answers at the default address, the service is started in this process
- * (API on a free port plus the cron-driven batch worker) with the usual
- * settings (REDIS_URL, DATABASE_URL, ...), and stopped at the end.
+ * Target: DEMO_URL when set (a service whose limits and identity let one
+ * address play a thousand users by their body's userId). Otherwise the demo
+ * runs the service in this process (API on a free port plus the batch worker
+ * and the lifecycle jobs) with the usual settings (REDIS_URL, DATABASE_URL,
+ * ...) but without rate limits or users' tokens, and stops it at the end:
+ * beside a running `npm start` it is one more process of that deployment.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -97,24 +99,26 @@ async function main(): Promise<number> {
   }
 }
 
-/** Uses a healthy running service, or starts one in this process. */
+/**
+ * The service at DEMO_URL, or one started in this process. A service started by
+ * `npm start` refuses a thousand users from one address (its rate limits) and,
+ * with JWT_SECRET, users named in the body: the demo's own service does neither.
+ */
 async function resolveTarget(): Promise<Target> {
-  const config = loadConfig();
   const explicit = process.env.DEMO_URL;
-  const baseUrl = (explicit || `http://127.0.0.1:${config.port}`).replace(/\/+$/, '');
-  const health = await probeHealth(baseUrl);
-  if (health === 'ok') {
-    return { baseUrl, adminToken: config.adminToken, selfStarted: false, stop: async () => {} };
+  if (!explicit) {
+    console.log("Starting the service in this process (no rate limits, no users' tokens).");
+    return startInProcess();
   }
-  if (explicit) {
+  const config = loadConfig();
+  const baseUrl = explicit.replace(/\/+$/, '');
+  const health = await probeHealth(baseUrl);
+  if (health !== 'ok') {
     throw new DemoError(
       `DEMO_URL=${explicit}: GET /health ${health}. Start the service there, or unset DEMO_URL to let the demo start one.`,
     );
   }
-  console.log(
-    `No healthy service at ${baseUrl} (GET /health ${health}); starting one in this process.`,
-  );
-  return startInProcess();
+  return { baseUrl, adminToken: config.adminToken, selfStarted: false, stop: async () => {} };
 }
 
 async function probeHealth(baseUrl: string): Promise<string> {
@@ -129,8 +133,15 @@ async function probeHealth(baseUrl: string): Promise<string> {
 
 /** The service as src/main.ts runs it (role "all"), on a free port, logging warnings only. */
 async function startInProcess(): Promise<Target> {
-  // A thousand users from one address is what the limits refuse: the demo plays many clients.
-  const config = loadConfig({ RATE_LIMIT_ENABLED: 'false', ...process.env, PORT: '0' });
+  // A thousand users from one address is what the limits refuse, and the demo names its
+  // users in the body: its own service runs without limits and without users' tokens.
+  const config = loadConfig({
+    ...process.env,
+    RATE_LIMIT_ENABLED: 'false',
+    JWT_SECRET: '',
+    JWT_JWKS_URL: '',
+    PORT: '0',
+  });
   const logger = createLogger('warn', { role: 'demo' });
   await migrateDatabase(config.databaseUrl);
   const container = await createContainer(config, logger);
