@@ -135,17 +135,14 @@ export function createApp(deps: ApiDeps): Express {
     ...(limits ? { userLimit: limits.userLimit } : {}),
   });
   app.use(couponRoutes({ ...deps, jsonBody, operator: identity.operator }));
-  // Probes and operators must never see a cached answer.
-  const noStore = (res: express.Response) => res.setHeader('Cache-Control', 'no-store');
+  // No probe answer is cached: securityHeaders() sets `Cache-Control: no-store` on every answer.
   // Liveness: the process answers. It touches no dependency, so an outage of Redis or
   // PostgreSQL never gets healthy processes restarted.
   serve(app, ROUTES.healthz, (_req, res) => {
-    noStore(res);
     res.json({ status: 'ok' });
   });
   // Readiness: whether this process should get traffic.
   serve(app, ROUTES.readyz, async (_req, res) => {
-    noStore(res);
     if (deps.shuttingDown()) {
       res.status(503).json({ status: 'not ready', failing: ['shutting-down'] });
       return;
@@ -159,7 +156,6 @@ export function createApp(deps: ApiDeps): Express {
   });
   // The detailed view, for people: every check, the heartbeat's age and this process's worker.
   serve(app, ROUTES.health, async (_req, res) => {
-    noStore(res);
     const report = await deps.health();
     const failing = notReady(report);
     const ok = failing.length === 0 && report.worker?.state !== 'backing-off';

@@ -19,7 +19,7 @@ import {
   parse,
   updateCouponBody,
 } from '../validation.js';
-import { ROUTES, serve } from './route-table.js';
+import { ROUTES, serve, type Route } from './route-table.js';
 
 export function couponRoutes(deps: {
   createCoupon: CreateCoupon;
@@ -39,6 +39,15 @@ export function couponRoutes(deps: {
   jsonBody: RequestHandler;
 }): Router {
   const router = Router({ caseSensitive: true });
+  /** A read or an action on one coupon: its id from the path, the use case's answer as JSON. */
+  const onCoupon = (
+    route: Route,
+    guards: RequestHandler[],
+    run: (couponId: number) => Promise<unknown>,
+  ) =>
+    serve(router, route, ...guards, async (req, res) => {
+      res.json(await run(parse(couponIdParam, req.params.couponId, 'couponId')));
+    });
 
   serve(router, ROUTES.createCoupon, deps.operator, deps.jsonBody, async (req, res) => {
     const body = parse(createCouponBody, req.body, 'body');
@@ -54,25 +63,15 @@ export function couponRoutes(deps: {
     });
   });
 
-  serve(router, ROUTES.getCoupon, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(presentCoupon(await deps.getCoupon.execute(couponId)));
-  });
+  onCoupon(ROUTES.getCoupon, [], async (id) => presentCoupon(await deps.getCoupon.execute(id)));
 
-  serve(router, ROUTES.closeCoupon, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(presentCoupon(await deps.closeCoupon.execute(couponId)));
-  });
+  onCoupon(ROUTES.closeCoupon, [deps.operator], async (id) =>
+    presentCoupon(await deps.closeCoupon.execute(id)),
+  );
 
-  serve(router, ROUTES.syncCoupon, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(await deps.syncCoupon.execute(couponId));
-  });
+  onCoupon(ROUTES.syncCoupon, [deps.operator], (id) => deps.syncCoupon.execute(id));
 
-  serve(router, ROUTES.checkConsistency, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(await deps.checkConsistency.execute(couponId));
-  });
+  onCoupon(ROUTES.checkConsistency, [deps.operator], (id) => deps.checkConsistency.execute(id));
 
   serve(router, ROUTES.listCoupons, deps.operator, async (req, res) => {
     const query = parse(listCouponsQuery, queryOf(req.originalUrl), 'query');
@@ -95,25 +94,19 @@ export function couponRoutes(deps: {
     res.json(presentCoupon(await deps.updateCoupon.execute(couponId, body)));
   });
 
-  serve(router, ROUTES.openCoupon, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(presentCoupon(await deps.openCoupon.execute(couponId)));
-  });
+  onCoupon(ROUTES.openCoupon, [deps.operator], async (id) =>
+    presentCoupon(await deps.openCoupon.execute(id)),
+  );
 
-  serve(router, ROUTES.pauseCoupon, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(presentCoupon(await deps.pauseCoupon.execute(couponId)));
-  });
+  onCoupon(ROUTES.pauseCoupon, [deps.operator], async (id) =>
+    presentCoupon(await deps.pauseCoupon.execute(id)),
+  );
 
-  serve(router, ROUTES.resumeCoupon, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(presentCoupon(await deps.resumeCoupon.execute(couponId)));
-  });
+  onCoupon(ROUTES.resumeCoupon, [deps.operator], async (id) =>
+    presentCoupon(await deps.resumeCoupon.execute(id)),
+  );
 
-  serve(router, ROUTES.couponStats, deps.operator, async (req, res) => {
-    const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
-    res.json(await deps.couponStats.execute(couponId));
-  });
+  onCoupon(ROUTES.couponStats, [deps.operator], (id) => deps.couponStats.execute(id));
 
   return router;
 }
