@@ -40,6 +40,11 @@ export class DomainError extends Error {
   }
 }
 
+/** The one answer for a coupon id that names no event. */
+export function couponNotFound(couponId: number): DomainError {
+  return new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+}
+
 /**
  * Raised by adapters when Redis or PostgreSQL cannot be reached or does not
  * answer in time. Expected during outages; answered with 503.

@@ -1,4 +1,4 @@
-import { DomainError } from '../errors.js';
+import { couponNotFound } from '../errors.js';
 import { gateDrift, type Drift } from '../gate-drift.js';
 import type { CouponRepository, GateMaintenance } from '../ports.js';
 
@@ -35,7 +35,7 @@ export class CheckConsistency {
 
   async execute(couponId: number): Promise<ConsistencyReport> {
     const postgres = await this.deps.coupons.gateState(couponId);
-    if (!postgres) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!postgres) throw couponNotFound(couponId);
     const redis = await this.deps.maintenance.inspect(couponId);
     const drift = gateDrift(redis, postgres);
     return {

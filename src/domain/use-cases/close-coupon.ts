@@ -1,5 +1,5 @@
 import type { Coupon } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound } from '../errors.js';
 import type { CouponRepository, EventScheduler, IssueGate } from '../ports.js';
 
 /**
@@ -19,7 +19,7 @@ export class CloseCoupon {
 
   async execute(couponId: number): Promise<Coupon> {
     const coupon = await this.deps.coupons.close(couponId);
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     await this.deps.gate.close(couponId);
     await this.deps.scheduler?.schedule(coupon);
     return coupon;

@@ -1,5 +1,5 @@
 import { isClosedOrSoldOut } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound, DomainError } from '../errors.js';
 import type { CouponRepository, IssueGate } from '../ports.js';
 
 const UNKNOWN_TTL_MS = 5_000;
@@ -25,7 +25,7 @@ export class CouponGateLoader {
   async ensureLoaded(couponId: number): Promise<void> {
     const now = this.deps.nowMs?.() ?? Date.now();
     const until = this.unknownUntil.get(couponId);
-    if (until !== undefined && until > now) throw notFound(couponId);
+    if (until !== undefined && until > now) throw couponNotFound(couponId);
     const finished = this.finishedUntil.get(couponId);
     if (finished !== undefined && finished.until > now) throw refusal(finished.code);
     let load = this.loading.get(couponId);
@@ -45,7 +45,7 @@ export class CouponGateLoader {
     if (!coupon || (!state && !isClosedOrSoldOut(coupon))) {
       if (this.unknownUntil.size >= UNKNOWN_MAX_ENTRIES) this.unknownUntil.clear();
       this.unknownUntil.set(couponId, now + UNKNOWN_TTL_MS);
-      throw notFound(couponId);
+      throw couponNotFound(couponId);
     }
     // A closed or sold-out event is decided for good: PostgreSQL answers for it, and a gate
     // loaded now would bring back the keys its retirement deleted. The state is checked too:
@@ -75,8 +75,4 @@ function refusal(code: FinishedCode): DomainError {
       ? 'every coupon of this event is taken'
       : 'the event is not open for requests',
   );
-}
-
-function notFound(couponId: number): DomainError {
-  return new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
 }

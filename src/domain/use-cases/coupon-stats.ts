@@ -1,5 +1,5 @@
 import { couponStatus, type CouponStatus } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound } from '../errors.js';
 import type { CouponRepository, EventControl } from '../ports.js';
 
 export const STATS_WINDOW_MS = 60_000;
@@ -48,7 +48,7 @@ export class CouponStatsQuery {
 
   async execute(couponId: number): Promise<CouponStats> {
     const coupon = await this.deps.coupons.findById(couponId);
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     const [figures, requests, arrivals] = await Promise.all([
       this.deps.control.figures([couponId]),
       this.deps.coupons.requestFigures(couponId, STATS_WINDOW_MS),

@@ -1,5 +1,5 @@
 import type { Coupon } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound } from '../errors.js';
 import type { CouponRepository } from '../ports.js';
 
 export class GetCoupon {
@@ -7,7 +7,7 @@ export class GetCoupon {
 
   async execute(couponId: number): Promise<Coupon> {
     const coupon = await this.deps.coupons.findById(couponId);
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     return coupon;
   }
 }

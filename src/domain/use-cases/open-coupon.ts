@@ -1,5 +1,5 @@
 import { couponStatus, type Coupon } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound, DomainError } from '../errors.js';
 import type { CouponRepository, EventControl, EventScheduler } from '../ports.js';
 import type { CouponGateLoader } from './coupon-gate-loader.js';
 
@@ -23,7 +23,7 @@ export class OpenCoupon {
 
   async execute(couponId: number): Promise<Coupon> {
     const current = await this.deps.coupons.findById(couponId);
-    if (!current) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!current) throw couponNotFound(couponId);
     const status = couponStatus(current, this.deps.now?.() ?? new Date());
     if (status === 'OPEN') return current;
     if (status === 'PAUSED') {
@@ -36,7 +36,7 @@ export class OpenCoupon {
       throw new DomainError('EVENT_FINISHED', `coupon ${couponId} is ${status} and cannot open`);
     }
     const coupon = await this.deps.coupons.startNow(couponId);
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     const written = await this.deps.control.setWindow(couponId, coupon.startsAt, coupon.endsAt);
     if (!written) await this.deps.loader.ensureLoaded(couponId);
     await this.deps.scheduler.schedule(coupon);

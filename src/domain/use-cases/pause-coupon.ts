@@ -1,5 +1,5 @@
 import { couponStatus, isFinished, type Coupon } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound, DomainError } from '../errors.js';
 import type { CouponRepository, EventControl, EventScheduler } from '../ports.js';
 
 /**
@@ -20,13 +20,13 @@ export class PauseCoupon {
 
   async execute(couponId: number): Promise<Coupon> {
     const current = await this.deps.coupons.findById(couponId);
-    if (!current) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!current) throw couponNotFound(couponId);
     const status = couponStatus(current, this.deps.now?.() ?? new Date());
     if (isFinished(status)) {
       throw new DomainError('EVENT_FINISHED', `coupon ${couponId} is ${status}: nothing to pause`);
     }
     const coupon = await this.deps.coupons.setPaused(couponId, true);
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     await this.deps.control.setPaused(couponId, true);
     await this.deps.scheduler.schedule(coupon);
     return coupon;

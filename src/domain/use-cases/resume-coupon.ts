@@ -1,5 +1,5 @@
 import type { Coupon } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound } from '../errors.js';
 import type { CouponRepository, EventControl, EventScheduler } from '../ports.js';
 
 /**
@@ -19,7 +19,7 @@ export class ResumeCoupon {
 
   async execute(couponId: number): Promise<Coupon> {
     const coupon = await this.deps.coupons.setPaused(couponId, false);
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     // A retired event has no Redis keys left, and writing the flag would leave one behind.
     if (!coupon.retiredAt) await this.deps.control.setPaused(couponId, false);
     await this.deps.scheduler.schedule(coupon);

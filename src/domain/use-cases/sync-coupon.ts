@@ -1,5 +1,5 @@
 import type { CouponGateState } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound, DomainError } from '../errors.js';
 import { gateDrift, type Drift } from '../gate-drift.js';
 import type { CouponRepository, GateMaintenance, IssueGate } from '../ports.js';
 import type { RecoverExpiredBatches } from './recover-expired-batches.js';
@@ -133,7 +133,7 @@ export class SyncCoupon {
 
   private async gateState(couponId: number): Promise<CouponGateState> {
     const state = await this.deps.coupons.gateState(couponId);
-    if (!state) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!state) throw couponNotFound(couponId);
     return state;
   }
 }

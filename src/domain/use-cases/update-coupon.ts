@@ -1,5 +1,5 @@
 import { couponStatus, type Coupon } from '../coupon.js';
-import { DomainError } from '../errors.js';
+import { couponNotFound, DomainError } from '../errors.js';
 import type {
   CouponChange,
   CouponRepository,
@@ -58,7 +58,7 @@ export class UpdateCoupon {
       if (resized) await this.realign(couponId);
       throw err;
     }
-    if (!coupon) throw new DomainError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`);
+    if (!coupon) throw couponNotFound(couponId);
     await this.deps.scheduler.schedule(coupon);
     return coupon;
   }
