@@ -30,6 +30,13 @@ export function createPool(url: string, options: PostgresOptions): pg.Pool {
   });
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   pool.on('error', options.onError ?? (() => undefined));
+  // So does a client checked out for a transaction (drizzle's db.transaction) when the server
+  // ends its session, for example at the idle-in-transaction timeout after the process was
+  // frozen: the pool listens only to idle clients. The failure also reaches the transaction's
+  // next query, which is where it is handled; this listener only keeps the process alive.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 
