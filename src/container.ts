@@ -373,7 +373,7 @@ function rateLimiters(
   const fallback = () => warn(new Error('Redis unavailable for rate limits'));
   const limiter = (name: string, limit: RateLimitSettings['ip'], blockAt?: number) =>
     limit &&
-    redisLimiter(redis, keys.rateLimit(name), limit, {
+    redisLimiter(redis, name, keys.rateLimit(name), limit, {
       onFallback: fallback,
       ...(blockAt === undefined ? {} : { blockAt }),
     });

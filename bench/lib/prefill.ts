@@ -17,11 +17,22 @@ export async function prefillQueue(
 ): Promise<void> {
   const scripts = new RedisScripts(redis);
   const k = new RedisKeys(prefix).coupon(couponId);
-  const keys = [k.meta, k.issued, k.queue, k.requests, k.inflight];
+  // No rate-limit quotas (points 0): the meta key stands in for their counters, untouched.
+  const keys = [k.meta, k.issued, k.queue, k.requests, k.inflight, k.meta, k.meta];
   for (let start = 0; start < n; start += IN_FLIGHT) {
     const calls: Promise<unknown>[] = [];
     for (let i = start; i < Math.min(n, start + IN_FLIGHT); i += 1) {
-      calls.push(scripts.run('accept', keys, [`${userPrefix}${i.toString(36)}`, 'Nonce00000', '']));
+      calls.push(
+        scripts.run('accept', keys, [
+          `${userPrefix}${i.toString(36)}`,
+          'Nonce00000',
+          '',
+          0,
+          0,
+          0,
+          0,
+        ]),
+      );
     }
     const replies = (await Promise.all(calls)) as [number][];
     const refused = replies.filter((r) => r[0] !== 0).length;

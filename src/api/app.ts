@@ -132,7 +132,13 @@ export function createApp(deps: ApiDeps): Express {
     ...deps,
     jsonBody,
     identity,
-    ...(limits ? { userLimit: limits.userLimit } : {}),
+    ...(limits
+      ? {
+          userLimit: limits.userLimit,
+          admission: limits.admission,
+          chargeUnadmitted: limits.chargeUnadmitted,
+        }
+      : {}),
   });
   app.use(couponRoutes({ ...deps, jsonBody, operator: identity.operator }));
   // No probe answer is cached: securityHeaders() sets `Cache-Control: no-store` on every answer.
@@ -169,6 +175,15 @@ export function createApp(deps: ApiDeps): Express {
   docsRoutes(app);
 
   app.use(noRoute);
+  if (limits) {
+    // An accept request refused before its script ran (a bad body, an unknown coupon) still
+    // counts against its client.
+    const charge: express.ErrorRequestHandler = (err, _req, res, next) => {
+      limits.chargeUnadmitted(res);
+      next(err);
+    };
+    app.use(charge);
+  }
   app.use(errorHandler(deps.logger));
   return app;
 }

@@ -1,5 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { USER_ID_PATTERN } from '../domain/issue-request.js';
+import type { QuotaReading } from '../domain/ports.js';
+import type { Admission } from '../domain/use-cases/submit-issue-request.js';
 import { sendProblem } from './problem.js';
 
 /** One check of a limit, as the Redis-backed limiter reports it. */
@@ -12,11 +14,15 @@ export interface LimitState {
 }
 
 export interface Limiter {
+  /** The limit's name: its counters' keys are `<prefix>rl:<name>:<key>`. */
+  readonly name: string;
   readonly limit: number;
   readonly windowS: number;
   consume(key: string): Promise<LimitState>;
   /** How long this process refuses `key` without asking Redis; 0 when it does not. */
   blockedMs(key: string): number;
+  /** Refuse `key` in this process for `ms`: a count taken elsewhere found it over. */
+  block(key: string, ms: number): void;
 }
 
 /** The limits in force; an absent one is off. */
@@ -33,10 +39,24 @@ export interface Limits {
   /** Mounted before every route: refuses addresses over the per-address or failed-authentication limit. */
   readonly ipLimit: RequestHandler;
   /**
-   * Mounted on the accept and status routes after identity (and, on accept, the body):
-   * takes the per-user count and the per-address count in one Redis round trip.
+   * Mounted on the accept and status routes after identity (and, on accept, the body).
+   * Status: takes the per-user count and the per-address count in one pipeline. Accept:
+   * refuses a client already blocked in memory, and leaves both counts to the accept
+   * script (`admission`), so a guarded request still costs one Redis round trip.
    */
   userLimit(kind: UserLimitKind): RequestHandler;
+  /**
+   * The counts the accept route's request is still owed, for the accept script to take
+   * (see `SubmitIssueRequest`); its readings set the RateLimit headers, and a refusal
+   * `Retry-After` as well. Undefined when there are none.
+   */
+  admission(res: Response): Admission | undefined;
+  /**
+   * Takes through the limiters the counts a request is still owed because it never
+   * reached the accept script (a bad body, an unknown coupon, Redis down): it is
+   * answered anyway, and its count refuses the client's next ones.
+   */
+  chargeUnadmitted(res: Response): void;
   /** A middleware for routes that authenticate: refuses an address over the failed-authentication limit. */
   readonly authFailureLimit: RequestHandler;
   /** Call on every failed authentication: counts it against the client's address. */
@@ -55,6 +75,18 @@ export interface LimitsOptions {
 
 // Where ipLimit leaves the address whose count userLimit takes.
 const IP_DEFERRED = 'rateLimitDeferredAddress';
+// Where the accept route's userLimit leaves the counts the accept script takes.
+const OWED = 'rateLimitOwed';
+
+/** One count a request is owed: which limit, and whom it counts. */
+interface Owed {
+  readonly limiter: Limiter;
+  readonly subject: string;
+  readonly refusal: string;
+}
+
+const FROM_ADDRESS = 'too many requests from this address';
+const FOR_USER = 'too many requests for this user';
 
 /** The caller the identity middleware leaves on `res.locals.caller`, as far as limits need it. */
 interface CallerLike {
@@ -164,7 +196,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
         tooMany(
           res,
           { allowed: false, limit: ip.limit, windowS: ip.windowS, remaining: 0, resetMs: ms },
-          'too many requests from this address',
+          FROM_ADDRESS,
         );
         return;
       }
@@ -175,7 +207,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
     ip.consume(address).then(
       (state) => {
         if (!state.allowed) {
-          tooMany(res, state, 'too many requests from this address');
+          tooMany(res, state, FROM_ADDRESS);
           return;
         }
         setRateLimitHeaders(res, state);
@@ -190,16 +222,47 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
 
   const userLimit = (kind: UserLimitKind): RequestHandler => {
     const perUser = limiters[kind];
+    if (kind === 'accept') {
+      return (req, res, next) => {
+        const address = res.locals[IP_DEFERRED] as string | undefined;
+        const user = perUser ? userOf(kind, req, res) : undefined;
+        const owed: Owed[] = [];
+        if (ip && address !== undefined) {
+          owed.push({ limiter: ip, subject: address, refusal: FROM_ADDRESS });
+        }
+        if (perUser && user !== undefined) {
+          // A user over the limit is refused from memory until its window ends.
+          const ms = perUser.blockedMs(user);
+          if (ms > 0) {
+            tooMany(
+              res,
+              {
+                allowed: false,
+                limit: perUser.limit,
+                windowS: perUser.windowS,
+                remaining: 0,
+                resetMs: ms,
+              },
+              FOR_USER,
+            );
+            return;
+          }
+          owed.push({ limiter: perUser, subject: user, refusal: FOR_USER });
+        }
+        if (owed.length > 0) res.locals[OWED] = owed;
+        next();
+      };
+    }
     return (req, res, next) => {
       const address = res.locals[IP_DEFERRED] as string | undefined;
       const user = perUser ? userOf(kind, req, res) : undefined;
       const checks: Promise<[string, LimitState]>[] = [];
       // Both issued in the same turn of the event loop: one pipeline on the API connection.
       if (ip && address !== undefined) {
-        checks.push(ip.consume(address).then((s) => ['too many requests from this address', s]));
+        checks.push(ip.consume(address).then((s) => [FROM_ADDRESS, s]));
       }
       if (perUser && user !== undefined) {
-        checks.push(perUser.consume(user).then((s) => ['too many requests for this user', s]));
+        checks.push(perUser.consume(user).then((s) => [FOR_USER, s]));
       }
       if (checks.length === 0) {
         next();
@@ -223,9 +286,55 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
     };
   };
 
+  const admission = (res: Response): Admission | undefined => {
+    const owed = res.locals[OWED] as Owed[] | undefined;
+    if (owed === undefined) return undefined;
+    return {
+      quotas: owed.map(({ limiter, subject, refusal }) => ({
+        name: limiter.name,
+        subject,
+        points: limiter.limit,
+        windowS: limiter.windowS,
+        refusal,
+      })),
+      onReadings(readings: readonly QuotaReading[], over) {
+        res.locals[OWED] = undefined;
+        const states = owed.map(({ limiter, subject }, i): LimitState => {
+          const { consumed, resetMs } = readings[i] ?? { consumed: 0, resetMs: 0 };
+          const allowed = consumed <= limiter.limit;
+          // Over: this process refuses the client from memory until the window ends.
+          if (!allowed) limiter.block(subject, resetMs);
+          return {
+            allowed,
+            limit: limiter.limit,
+            windowS: limiter.windowS,
+            remaining: Math.max(0, limiter.limit - consumed),
+            resetMs,
+          };
+        });
+        if (over === undefined) {
+          setRateLimitHeaders(res, tightest(states));
+          return;
+        }
+        const refused = states[owed.findIndex((o) => o.limiter.name === over.name)] ?? states[0]!;
+        setRateLimitHeaders(res, { ...refused, remaining: 0 });
+        res.setHeader('Retry-After', String(Math.max(1, Math.ceil(refused.resetMs / 1000))));
+      },
+    };
+  };
+
+  const chargeUnadmitted = (res: Response): void => {
+    const owed = res.locals[OWED] as Owed[] | undefined;
+    if (owed === undefined) return;
+    res.locals[OWED] = undefined;
+    for (const { limiter, subject } of owed) limiter.consume(subject).catch(onError);
+  };
+
   return {
     ipLimit,
     userLimit,
+    admission,
+    chargeUnadmitted,
     authFailureLimit: (req, res, next) => {
       if (!refusedForFailures(req, res)) next();
     },

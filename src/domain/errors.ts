@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'DEPENDENCY_UNAVAILABLE'
   | 'EVENT_PAUSED'
   | 'EVENT_FINISHED'
-  | 'QUANTITY_BELOW_ISSUED';
+  | 'QUANTITY_BELOW_ISSUED'
+  | 'RATE_LIMITED';
 
 export interface FieldIssue {
   readonly path: string;

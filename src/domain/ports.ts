@@ -5,19 +5,54 @@
 import type { Coupon, CouponGateState, CouponStatus, NewCoupon } from './coupon.js';
 import type { IssueRequestView, Outcome, RequestRef } from './issue-request.js';
 
-export type AcceptResult =
+/**
+ * A count an issue request is charged against as it is admitted (the API's
+ * rate limits), taken in the same atomic step as the admission.
+ */
+export interface AdmissionQuota {
+  /** Which limit: the API's name for it ('ip', 'accept'). */
+  readonly name: string;
+  /** Whom it counts: a client address, a user id. */
+  readonly subject: string;
+  /** Requests admitted per window. */
+  readonly points: number;
+  readonly windowS: number;
+}
+
+/** Where one quota stands after the request was counted. */
+export interface QuotaReading {
+  readonly consumed: number;
+  /** Until the window ends and the count starts again. */
+  readonly resetMs: number;
+}
+
+export type AcceptResult = (
   | { readonly kind: 'accepted'; readonly arrival: string; readonly nonce: string }
   | { readonly kind: 'alreadyPending'; readonly arrival: string; readonly nonce: string }
   | {
       readonly kind: 'rejected';
       readonly code: 'ALREADY_ISSUED' | 'SOLD_OUT' | 'EVENT_NOT_OPEN' | 'EVENT_PAUSED';
     }
-  | { readonly kind: 'notLoaded' };
+  | { readonly kind: 'notLoaded' }
+  /** Over one of the quotas: counted, nothing else done. */
+  | { readonly kind: 'overQuota'; readonly quota: AdmissionQuota }
+) & {
+  /** One per quota asked for, in order; absent when the request was not counted (not loaded). */
+  readonly readings?: readonly QuotaReading[];
+};
 
 /** The fast gate in front of the queue (Redis). */
 export interface IssueGate {
-  /** Admits one request into the coupon's queue, or says why not, atomically. */
-  accept(couponId: number, userId: string, nonce: string): Promise<AcceptResult>;
+  /**
+   * Admits one request into the coupon's queue, or says why not, atomically; counts it
+   * against `quotas` (at most two) in the same step, refusing it when over one.
+   */
+  accept(
+    couponId: number,
+    userId: string,
+    nonce: string,
+    quotas?: readonly AdmissionQuota[],
+  ): Promise<AcceptResult>;
   /** Writes the coupon's gate state unless it is already there. */
   load(state: CouponGateState): Promise<void>;
   /** Stops admitting requests; the worker rejects those still waiting with EVENT_CLOSED. */

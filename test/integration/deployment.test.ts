@@ -259,7 +259,7 @@ describe('the built service (npm run build, npm start, a deployment of dist/)', 
     expect(Object.keys(before)).to.include.members([
       '.build-stamp',
       'src/main.js',
-      'src/infra/redis/lua/accept-5.lua',
+      'src/infra/redis/lua/accept-7.lua',
     ]);
 
     const fresh = await runToExit('npm', ['start'], checkout, INVALID_SETTINGS);

@@ -160,6 +160,90 @@ describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For nam
     ).to.equal(null);
   });
 
+  it('when issue requests are answered before the accept script runs (a bad body, an unknown coupon), then they still count against the address', async () => {
+    const address = fresh();
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const bad = await http(h.baseUrl, 'POST', `/coupons/${couponId}/issue-requests`, {
+        body: { userId: 5 },
+        headers: from(address),
+      });
+      const unknown = await http(h.baseUrl, 'POST', `/coupons/99999999/issue-requests`, {
+        body: { userId: `nobody-${i}` },
+        headers: from(address),
+      });
+      statuses.push(bad.status, unknown.status);
+    }
+    // Counted once the answer is on its way: wait for the sixth to reach Redis.
+    const key = `${h.prefix}rl:ip:${address}`;
+    await eventually('the six counts', async () => Number(await h.container.redis.get(key)) >= 6);
+    const refused = await http(h.baseUrl, 'POST', `/coupons/${couponId}/issue-requests`, {
+      body: { userId: 'after-the-bad-ones' },
+      headers: from(address),
+    });
+
+    expect(statuses).to.deep.equal([400, 404, 400, 404, 400, 404]);
+    expectRateLimited(refused, 6);
+    expect(
+      await h.container.redis.zscore(h.container.keys.coupon(couponId).queue, 'after-the-bad-ones'),
+    ).to.equal(null);
+  });
+
+  it('when a guarded issue request is admitted, then its address and user are counted by the accept script itself (one Redis command), and a user over the limit is then refused without asking Redis', async () => {
+    const k = h.container.keys.coupon(couponId);
+    const seen: string[][] = [];
+    const monitor = await h.container.redis.duplicate().monitor();
+    // Commands a script runs are shown too, with 'lua' as their source: only clients' count.
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua') seen.push(args);
+    });
+    /** The commands Redis ran for one request: those naming a rate limit's key or this coupon's queue. */
+    const commandsOf = async (send: () => Promise<HttpResult>) => {
+      seen.length = 0;
+      const res = await send();
+      const marker = `marker-${Math.random()}`;
+      await h.container.redis.echo(marker);
+      await eventually('the monitor to catch up', async () =>
+        seen.some((args) => args.includes(marker)),
+      );
+      const mine = seen.filter((args) =>
+        args.some((a) => a.startsWith(`${h.prefix}rl:`) || a === k.queue),
+      );
+      return { res, mine };
+    };
+    const address = fresh();
+    const post = () =>
+      http(h.baseUrl, 'POST', `/coupons/${couponId}/issue-requests`, {
+        body: { userId: 'counted-in-script' },
+        headers: from(address),
+      });
+    try {
+      const first = await commandsOf(post);
+      expect(first.res.status).to.equal(202);
+      expect(first.mine.map((args) => args[0]?.toLowerCase())).to.deep.equal(['evalsha']);
+      expect(first.mine[0]).to.include.members([
+        k.queue,
+        `${h.prefix}rl:ip:${address}`,
+        `${h.prefix}rl:accept:counted-in-script`,
+      ]);
+
+      // Two more use up the user's 3; the fourth is refused by the script, the fifth from memory.
+      await post();
+      await post();
+      const fourth = await commandsOf(post);
+      const fifth = await commandsOf(post);
+      expectRateLimited(fourth.res, 3);
+      expect(fourth.mine.map((args) => args[0]?.toLowerCase())).to.deep.equal(['evalsha']);
+      expectRateLimited(fifth.res, 3);
+      expect(fifth.mine).to.deep.equal([]);
+      expect(
+        Number(await h.container.redis.get(`${h.prefix}rl:accept:counted-in-script`)),
+      ).to.equal(4);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
   it('when one address fails authentication as often as the limit allows, then its next request is 429 even with the right token, other addresses are served, and after the window it is served again', async () => {
     const address = fresh();
     const failures: number[] = [];
@@ -229,6 +313,7 @@ describe('per-user status limit (the caller set by the identity middleware)', ()
     const limits = createLimits({
       status: redisLimiter(
         h.container.redis,
+        'status',
         prefix,
         { points: 2, windowS: WINDOW_S },
         {

@@ -110,8 +110,8 @@ describe('the stores behind the ports', () => {
           .map((u) =>
             scripts.run(
               'accept',
-              [k.meta, k.issued, k.queue, k.requests, k.inflight],
-              [u, 'Nonce00000', ''],
+              [k.meta, k.issued, k.queue, k.requests, k.inflight, k.meta, k.meta],
+              [u, 'Nonce00000', '', 0, 0, 0, 0],
             ),
           ),
       )) as [number][];
@@ -221,16 +221,16 @@ describe('the stores behind the ports', () => {
 
       const late = await scripts.run(
         'accept',
-        [k.meta, k.issued, k.queue, k.requests, k.inflight],
-        ['late-user', 'NNNNNNNNNN', Date.now() - 1],
+        [k.meta, k.issued, k.queue, k.requests, k.inflight, k.meta, k.meta],
+        ['late-user', 'NNNNNNNNNN', Date.now() - 1, 0, 0, 0, 0],
       );
       const inTime = await scripts.run(
         'accept',
-        [k.meta, k.issued, k.queue, k.requests, k.inflight],
-        ['on-time', 'NNNNNNNNNN', Date.now() + 60_000],
+        [k.meta, k.issued, k.queue, k.requests, k.inflight, k.meta, k.meta],
+        ['on-time', 'NNNNNNNNNN', Date.now() + 60_000, 0, 0, 0, 0],
       );
 
-      expect(late).to.deep.equal([6]);
+      expect(late).to.deep.equal([6, 0, 0, 0, 0]);
       expect((inTime as unknown[])[0]).to.equal(0);
       const after = await couponState(h.container, couponId);
       expect(await h.container.redis.zscore(k.queue, 'late-user')).to.equal(null);

@@ -1,6 +1,6 @@
-import type { IRouter, RequestHandler } from 'express';
+import type { IRouter, RequestHandler, Response } from 'express';
 import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.js';
-import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
+import type { Admission, SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
 import { callerOf, type Identity } from '../identity.js';
 import type { UserLimitKind } from '../limits.js';
 import { presentIssueRequest } from '../presenters.js';
@@ -30,12 +30,17 @@ export function issueRequestRoutes(
     identity: Identity;
     /** The per-user limit (see limits.ts); absent when limits are off. */
     userLimit?: (kind: UserLimitKind) => RequestHandler;
+    /** The counts the accept script takes for this request (see limits.ts). */
+    admission?: (res: Response) => Admission | undefined;
+    /** Takes the counts of a request answered before the accept script (see limits.ts). */
+    chargeUnadmitted?: (res: Response) => void;
   },
 ): void {
   const acceptLimit = deps.userLimit ? [deps.userLimit('accept')] : [];
   const statusLimit = deps.userLimit ? [deps.userLimit('status')] : [];
   // The token is checked before the body is read: a client without one costs no more. The
-  // per-user limit comes after both, so it counts the user the token (or the body) names.
+  // per-user limit comes after both, so it counts the user the token (or the body) names;
+  // the counts themselves are taken by the accept script, in the request's one round trip.
   serve(
     router,
     ROUTES.submitIssueRequest,
@@ -49,6 +54,7 @@ export function issueRequestRoutes(
       if (caller?.kind === 'user') {
         const body = parse(identifiedIssueRequestBody, req.body, 'body');
         if (body.userId !== undefined && body.userId !== caller.userId) {
+          deps.chargeUnadmitted?.(res);
           sendProblem(
             res,
             'USER_MISMATCH',
@@ -61,7 +67,11 @@ export function issueRequestRoutes(
         // No identity configured: the body names the user.
         ({ userId } = parse(issueRequestBody, req.body, 'body'));
       }
-      const submitted = await deps.submitIssueRequest.execute(couponId, userId);
+      const submitted = await deps.submitIssueRequest.execute(
+        couponId,
+        userId,
+        deps.admission?.(res),
+      );
       sendJson(
         res,
         202,

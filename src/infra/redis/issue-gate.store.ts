@@ -3,7 +3,13 @@ import type { Redis } from 'ioredis';
 import type { CouponGateState } from '../../domain/coupon.js';
 import type { RequestRef } from '../../domain/issue-request.js';
 import { DependencyUnavailableError } from '../../domain/errors.js';
-import type { AcceptResult, IssueGate, PendingLookup } from '../../domain/ports.js';
+import type {
+  AcceptResult,
+  AdmissionQuota,
+  IssueGate,
+  PendingLookup,
+  QuotaReading,
+} from '../../domain/ports.js';
 import { redisCall } from './guard.js';
 import type { RedisKeys } from './keys.js';
 import { fillScratchSet } from './scratch-set.js';
@@ -22,41 +28,84 @@ export class RedisIssueGate implements IssueGate {
     private readonly commandTimeoutMs: number,
   ) {}
 
-  async accept(couponId: number, userId: string, nonce: string): Promise<AcceptResult> {
+  async accept(
+    couponId: number,
+    userId: string,
+    nonce: string,
+    quotas: readonly AdmissionQuota[] = [],
+  ): Promise<AcceptResult> {
+    if (quotas.length > 2) throw new Error('the accept script counts at most two quotas');
     const k = this.keys.coupon(couponId);
     // A timed-out command is still delivered to Redis; the script refuses to act once the
     // client has given up. The margin leaves room for the reply's trip back.
     const deadline = Date.now() + this.clockOffsetMs + Math.floor(this.commandTimeoutMs * 0.8);
+    const [q1, q2] = quotas;
+    // An absent quota names a key the script leaves alone (0 points): the meta's.
     const reply = (await redisCall(() =>
       this.scripts.run(
         'accept',
-        [k.meta, k.issued, k.queue, k.requests, k.inflight],
-        [userId, nonce, deadline],
+        [
+          k.meta,
+          k.issued,
+          k.queue,
+          k.requests,
+          k.inflight,
+          q1 ? this.quotaKey(q1) : k.meta,
+          q2 ? this.quotaKey(q2) : k.meta,
+        ],
+        [
+          userId,
+          nonce,
+          deadline,
+          q1?.points ?? 0,
+          q1?.windowS ?? 0,
+          q2?.points ?? 0,
+          q2?.windowS ?? 0,
+        ],
       ),
-    )) as [number, string?, string?];
-    switch (reply[0]) {
+    )) as [number, number, number, number, number, (string | number)?, string?];
+    const [code, c1, r1, c2, r2, first, second] = reply;
+    const readings: QuotaReading[] = [];
+    if (q1) readings.push({ consumed: c1, resetMs: r1 });
+    if (q2) readings.push({ consumed: c2, resetMs: r2 });
+    const counted = readings.length > 0 ? { readings } : {};
+    switch (code) {
       case 0:
-        return { kind: 'accepted', arrival: String(reply[1]), nonce };
+        return { kind: 'accepted', arrival: String(first), nonce, ...counted };
       case 1:
-        return { kind: 'alreadyPending', arrival: String(reply[1]), nonce: String(reply[2]) };
+        return {
+          kind: 'alreadyPending',
+          arrival: String(first),
+          nonce: String(second),
+          ...counted,
+        };
       case 2:
-        return { kind: 'rejected', code: 'ALREADY_ISSUED' };
+        return { kind: 'rejected', code: 'ALREADY_ISSUED', ...counted };
       case 3:
-        return { kind: 'rejected', code: 'SOLD_OUT' };
+        return { kind: 'rejected', code: 'SOLD_OUT', ...counted };
       case 4:
-        return { kind: 'rejected', code: 'EVENT_NOT_OPEN' };
+        return { kind: 'rejected', code: 'EVENT_NOT_OPEN', ...counted };
       case 5:
         return { kind: 'notLoaded' };
       case 7:
-        return { kind: 'rejected', code: 'EVENT_PAUSED' };
+        return { kind: 'rejected', code: 'EVENT_PAUSED', ...counted };
+      case 8: {
+        const quota = first === 2 ? q2 : q1;
+        if (quota) return { kind: 'overQuota', quota, ...counted };
+        break;
+      }
       case 6:
         throw new DependencyUnavailableError(
           'redis',
           new Error('Redis ran the request after the caller gave up on it'),
         );
-      default:
-        throw new Error(`accept script returned ${JSON.stringify(reply)}`);
     }
+    throw new Error(`accept script returned ${JSON.stringify(reply)}`);
+  }
+
+  /** rate-limiter-flexible's key for the same limit and subject (`<prefix>rl:<name>:<subject>`). */
+  private quotaKey(quota: AdmissionQuota): string {
+    return `${this.keys.rateLimit(quota.name)}:${quota.subject}`;
   }
 
   /**

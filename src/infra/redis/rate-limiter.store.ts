@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RateLimit } from '../config.js';
 
+/** Keys one limiter blocks in memory at most (beyond them Redis's count still refuses). */
+const MAX_BLOCKED_KEYS = 100_000;
+
 /** What one check of a limit found. */
 export interface LimitState {
   readonly allowed: boolean;
@@ -13,12 +16,16 @@ export interface LimitState {
 }
 
 export interface RedisLimiter {
+  /** The limit's name, its keys' middle part (`<prefix>rl:<name>:<key>`). */
+  readonly name: string;
   readonly limit: number;
   readonly windowS: number;
   /** Counts one request of `key`; rejects only for a fault no fallback could take. */
   consume(key: string): Promise<LimitState>;
   /** How long this process still refuses `key` without asking Redis; 0 when it does not. */
   blockedMs(key: string): number;
+  /** Refuse `key` in this process for `ms` (a count taken elsewhere found it over the limit). */
+  block(key: string, ms: number): void;
 }
 
 export interface RedisLimiterOptions {
@@ -41,6 +48,7 @@ export interface RedisLimiterOptions {
  */
 export function redisLimiter(
   redis: Redis,
+  name: string,
   keyPrefix: string,
   limit: RateLimit,
   options: RedisLimiterOptions,
@@ -80,7 +88,19 @@ export function redisLimiter(
     resetMs: res.msBeforeNext,
   });
 
+  // Blocks from counts taken outside the library (the accept script's): key -> until (ms).
+  const blocked = new Map<string, number>();
+  const blockedHere = (key: string): number => {
+    const until = blocked.get(key);
+    if (until === undefined) return 0;
+    const ms = until - Date.now();
+    if (ms > 0) return ms;
+    blocked.delete(key);
+    return 0;
+  };
+
   return {
+    name,
     limit: limit.points,
     windowS: limit.windowS,
     consume: (key) =>
@@ -91,6 +111,18 @@ export function redisLimiter(
           throw err;
         },
       ),
-    blockedMs: (key) => memory.getInMemoryBlockMsBeforeExpire(limiter.getKey(key)),
+    blockedMs: (key) =>
+      blocked.size === 0
+        ? memory.getInMemoryBlockMsBeforeExpire(limiter.getKey(key))
+        : Math.max(blockedHere(key), memory.getInMemoryBlockMsBeforeExpire(limiter.getKey(key))),
+    block(key, ms) {
+      // Bounded: a flood from many keys sheds the expired ones first.
+      if (blocked.size >= MAX_BLOCKED_KEYS) {
+        const now = Date.now();
+        for (const [k, until] of blocked) if (until <= now) blocked.delete(k);
+        if (blocked.size >= MAX_BLOCKED_KEYS) blocked.delete(blocked.keys().next().value!);
+      }
+      blocked.set(key, Date.now() + ms);
+    },
   };
 }
