@@ -21,7 +21,7 @@ import { answerOptions, corsFor, securityHeaders } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
-import { matches, noRoute, ROUTES, serve } from './routes/route-table.js';
+import { matcher, noRoute, ROUTES, serve } from './routes/route-table.js';
 import type { TokenVerifier } from './token-verifier.js';
 
 export interface HealthReport {
@@ -83,12 +83,14 @@ export interface ApiDeps {
   readonly onLimiterError?: (err: unknown) => void;
 }
 
+const isSubmitPath = matcher(ROUTES.submitIssueRequest.path);
+const isStatusPath = matcher(ROUTES.getIssueRequest.path);
+
 /** The requests whose per-address count is taken with their per-user count (see limits.ts). */
 function hasUserLimit(req: express.Request): boolean {
   return req.method === 'POST'
-    ? matches(ROUTES.submitIssueRequest.path, req.path)
-    : (req.method === 'GET' || req.method === 'HEAD') &&
-        matches(ROUTES.getIssueRequest.path, req.path);
+    ? isSubmitPath(req.path)
+    : (req.method === 'GET' || req.method === 'HEAD') && isStatusPath(req.path);
 }
 
 /** The limits middleware for `deps`, or none when no limit is in force. */

@@ -164,9 +164,9 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
   const onError = options.onError ?? (() => undefined);
   const failures = 'too many failed authentications from this address; try again later';
 
-  const refusedForFailures = (req: Request, res: Response): boolean => {
+  const refusedForFailures = (address: string, res: Response): boolean => {
     if (!authFailure) return false;
-    const ms = authFailure.blockedMs(clientAddress(req));
+    const ms = authFailure.blockedMs(address);
     if (ms === 0) return false;
     tooMany(
       res,
@@ -183,12 +183,12 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
   };
 
   const ipLimit: RequestHandler = (req, res, next) => {
-    if (refusedForFailures(req, res)) return;
+    const address = clientAddress(req);
+    if (refusedForFailures(address, res)) return;
     if (!ip) {
       next();
       return;
     }
-    const address = clientAddress(req);
     if (deferIp(req)) {
       // A flood from one address is still refused here, from memory, before any work.
       const ms = ip.blockedMs(address);
@@ -336,7 +336,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
     admission,
     chargeUnadmitted,
     authFailureLimit: (req, res, next) => {
-      if (!refusedForFailures(req, res)) next();
+      if (!refusedForFailures(clientAddress(req), res)) next();
     },
     authFailure(req) {
       authFailure?.consume(clientAddress(req)).catch(onError);

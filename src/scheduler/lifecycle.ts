@@ -11,7 +11,7 @@ export interface LifecycleJobQueue extends EventScheduler {
   scheduleReconcile(everyMs: number): Promise<void>;
   startWorker(
     handle: (name: LifecycleJobName, data: { readonly couponId?: number }) => Promise<unknown>,
-  ): void;
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -45,7 +45,7 @@ export class LifecycleJobs {
       const scheduled = await this.restore();
       await this.deps.jobs.scheduleReconcile(this.deps.reconcileEveryMs);
       if (this.stopped) return;
-      this.deps.jobs.startWorker((name, data) => this.run(name, data));
+      await this.deps.jobs.startWorker((name, data) => this.run(name, data));
       this.deps.logger.info('lifecycle jobs started', {
         events: scheduled,
         reconcileEveryMs: this.deps.reconcileEveryMs,

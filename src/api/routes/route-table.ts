@@ -48,12 +48,19 @@ export function serve(router: IRouter, route: Route, ...handlers: RequestHandler
 
 /** Matches as Express does here: case-sensitive, one optional trailing slash. */
 export function matches(pattern: string, path: string): boolean {
+  return matcher(pattern)(path);
+}
+
+/** `matches` for one pattern, split once (for checks made on every request). */
+export function matcher(pattern: string): (path: string) => boolean {
   const want = pattern.split('/');
-  const got = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).split('/');
-  return (
-    want.length === got.length &&
-    want.every((segment, i) => (segment.startsWith(':') ? got[i] !== '' : segment === got[i]))
-  );
+  return (path) => {
+    const got = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).split('/');
+    return (
+      want.length === got.length &&
+      want.every((segment, i) => (segment.startsWith(':') ? got[i] !== '' : segment === got[i]))
+    );
+  };
 }
 
 /** The methods served on a path (HEAD wherever GET is: Express answers it), or none. */

@@ -1,5 +1,5 @@
 import { throttled } from '../throttled-log.js';
-import { Queue, Worker, type Job } from 'bullmq';
+import type { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Coupon } from '../../domain/coupon.js';
 import { isClosedOrSoldOut } from '../../domain/coupon.js';
@@ -52,29 +52,41 @@ export function jobId(transition: Transition, couponId: number, atMs: number): s
  * worker's block, which must not hold up the service's commands.
  */
 export class LifecycleQueue implements EventScheduler {
-  private readonly queue: Queue;
+  private queueLoad: Promise<Queue> | undefined;
   private worker: Worker | undefined;
   private closed = false;
 
-  constructor(private readonly options: LifecycleQueueOptions) {
-    this.queue = new Queue(LIFECYCLE_QUEUE, {
-      prefix: options.keys.bullPrefix(),
-      connection: {
-        url: options.redisUrl,
-        connectionName: `${options.name}:jobs`,
-        // Adding a job happens in a request (creating or editing an event): fail rather than
-        // wait for ever while Redis is away; the reconcile job adds it later.
-        maxRetriesPerRequest: 1,
-        commandTimeout: 5_000,
-      },
-      defaultJobOptions: {
-        removeOnComplete: { age: KEEP_COMPLETED_S },
-        removeOnFail: { age: KEEP_FAILED_S },
-        attempts: 10,
-        backoff: { type: 'exponential', delay: 1_000 },
-      },
+  constructor(private readonly options: LifecycleQueueOptions) {}
+
+  /**
+   * BullMQ is loaded, and its queue connected, on first use: an API process
+   * needs them only when an operator creates or changes an event, and the
+   * module alone adds about 15 MB to a process's memory (measured with
+   * process.memoryUsage().rss around the import).
+   */
+  private queue(): Promise<Queue> {
+    this.queueLoad ??= import('bullmq').then(({ Queue }) => {
+      const queue = new Queue(LIFECYCLE_QUEUE, {
+        prefix: this.options.keys.bullPrefix(),
+        connection: {
+          url: this.options.redisUrl,
+          connectionName: `${this.options.name}:jobs`,
+          // Adding a job happens in a request (creating or editing an event): fail rather than
+          // wait for ever while Redis is away; the reconcile job adds it later.
+          maxRetriesPerRequest: 1,
+          commandTimeout: 5_000,
+        },
+        defaultJobOptions: {
+          removeOnComplete: { age: KEEP_COMPLETED_S },
+          removeOnFail: { age: KEEP_FAILED_S },
+          attempts: 10,
+          backoff: { type: 'exponential', delay: 1_000 },
+        },
+      });
+      queue.on('error', throttled(this.options.logger, 'lifecycle queue: Redis connection error'));
+      return queue;
     });
-    this.queue.on('error', throttled(options.logger, 'lifecycle queue: Redis connection error'));
+    return this.queueLoad;
   }
 
   /**
@@ -89,13 +101,14 @@ export class LifecycleQueue implements EventScheduler {
       close: live && coupon.endsAt ? coupon.endsAt.getTime() : null,
     };
     const map = this.options.keys.lifecycleJobs();
+    const queue = await this.queue();
     for (const transition of ['open', 'close'] as const) {
       const field = `${coupon.id}:${transition}`;
       const previous = await redisCall(() => this.options.redis.hget(map, field));
       const at = wanted[transition];
       const id = at === null ? null : jobId(transition, coupon.id, at);
       if (at !== null && id !== null) {
-        await this.queue.add(transition, { couponId: coupon.id } satisfies LifecycleJobData, {
+        await queue.add(transition, { couponId: coupon.id } satisfies LifecycleJobData, {
           jobId: id,
           delay: Math.max(0, at - Date.now()),
         });
@@ -105,19 +118,21 @@ export class LifecycleQueue implements EventScheduler {
       }
       if (previous && previous !== id) {
         // A job running right now is locked and stays: it checks PostgreSQL and does nothing.
-        await this.queue.remove(previous).catch(() => 0);
+        await queue.remove(previous).catch(() => 0);
       }
     }
   }
 
   /** The job of a transition, for tests and tooling. */
   async job(id: string): Promise<Job | undefined> {
-    return this.queue.getJob(id);
+    return (await this.queue()).getJob(id);
   }
 
   /** Makes sure the reconcile job runs every `everyMs` (one scheduler, whatever the processes). */
   async scheduleReconcile(everyMs: number): Promise<void> {
-    await this.queue.upsertJobScheduler(
+    await (
+      await this.queue()
+    ).upsertJobScheduler(
       RECONCILE_SCHEDULER_ID,
       { every: everyMs },
       // One run a minute: keep a few to look at, not a week of them.
@@ -130,7 +145,11 @@ export class LifecycleQueue implements EventScheduler {
   }
 
   /** Starts running jobs in this process (the worker role). */
-  startWorker(handle: (name: LifecycleJobName, data: LifecycleJobData) => Promise<unknown>): void {
+  async startWorker(
+    handle: (name: LifecycleJobName, data: LifecycleJobData) => Promise<unknown>,
+  ): Promise<void> {
+    if (this.worker || this.closed) return;
+    const { Worker } = await import('bullmq');
     if (this.worker || this.closed) return;
     this.worker = new Worker(
       LIFECYCLE_QUEUE,
@@ -168,8 +187,10 @@ export class LifecycleQueue implements EventScheduler {
     if (worker && !(await within(CLOSE_WAIT_MS, worker.close()))) {
       await within(CLOSE_WAIT_MS, worker.close(true));
     }
-    if (!(await within(CLOSE_WAIT_MS, this.queue.close()))) {
-      await within(CLOSE_WAIT_MS, this.queue.disconnect());
+    if (this.queueLoad === undefined) return;
+    const queue = await this.queueLoad;
+    if (!(await within(CLOSE_WAIT_MS, queue.close()))) {
+      await within(CLOSE_WAIT_MS, queue.disconnect());
     }
   }
 }
