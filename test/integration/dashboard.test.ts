@@ -204,7 +204,7 @@ describe('the operator dashboard at /dashboard, in headless Chromium', function 
   });
 
   it('when a wrong credential is entered, then the page says it was refused, shows no figures and keeps nothing', async () => {
-    await createCoupon(h.baseUrl, { name: 'Not for strangers', totalQuantity: 5 });
+    await createCoupon(h.baseUrl, { name: 'Members only', totalQuantity: 5 });
 
     await signIn('not-the-admin-token');
 
@@ -272,7 +272,10 @@ describe('the operator dashboard at /dashboard, in headless Chromium', function 
   });
 
   it('when an action is refused (the event closed since the page last looked), then the page says why and shows the event as it is', async () => {
-    const couponId = await createCoupon(h.baseUrl, { name: 'Closed elsewhere', totalQuantity: 5 });
+    const couponId = await createCoupon(h.baseUrl, {
+      name: 'Midnight flash sale',
+      totalQuantity: 5,
+    });
     let open = 0;
     page.on('request', () => (open += 1));
     page.on('requestfinished', () => (open -= 1));
