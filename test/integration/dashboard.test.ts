@@ -220,7 +220,7 @@ describe('the operator dashboard at /dashboard, in headless Chromium', function 
     expectSelfContained();
   });
 
-  it('when an operator opens a scheduled event and closes another, then close asks first, a refusal changes nothing, and each result is shown and recorded', async () => {
+  it('when an operator opens a scheduled event and closes another, then close asks first, a refusal changes nothing, and each result is shown and recorded; the sign-in survives a reload and ends at sign-out', async () => {
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
     const scheduled = await createCoupon(h.baseUrl, {
       name: 'Spring preview',
@@ -234,6 +234,10 @@ describe('the operator dashboard at /dashboard, in headless Chromium', function 
     );
     expect(await button(scheduled, 'open').isEnabled()).to.equal(true);
     expect(await button(scheduled, 'resume').isDisabled()).to.equal(true);
+    // The credential lasts as long as the tab: a reload keeps the operator signed in.
+    await page.reload();
+    await page.waitForSelector(`tr[data-coupon-id="${scheduled}"]`);
+    expect(await page.isHidden('#sign-in')).to.equal(true);
 
     await button(scheduled, 'open').click();
     await eventually('the opened event', async () =>
@@ -268,6 +272,15 @@ describe('the operator dashboard at /dashboard, in headless Chromium', function 
     for (const action of ['open', 'pause', 'resume', 'close']) {
       expect(await button(staff, action).isDisabled(), action).to.equal(true);
     }
+    // A row picks the charted event.
+    await cell(staff, 'event').click();
+    expect(await page.getAttribute('#chart', 'data-coupon-id')).to.equal(String(staff));
+    expect(await page.textContent('#chart-title')).to.contain('Staff pre-sale');
+
+    await page.click('#sign-out');
+    expect(await page.isVisible('#sign-in-form')).to.equal(true);
+    expect(await page.isHidden('#board')).to.equal(true);
+    expect(await page.evaluate('sessionStorage.length')).to.equal(0);
     expectSelfContained();
   });
 

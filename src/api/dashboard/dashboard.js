@@ -276,9 +276,18 @@ function createRow(id) {
     box.append(button);
   }
   actions.append(box);
-  row.addEventListener('click', () => {
+  // A row picks the event the chart shows, by click or by keyboard.
+  const select = () => {
     state.selected = id;
     render(state.chartEnd);
+  };
+  row.tabIndex = 0;
+  row.addEventListener('click', select);
+  row.addEventListener('keydown', (e) => {
+    if (e.target === row && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      select();
+    }
   });
   return row;
 }
