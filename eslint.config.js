@@ -44,6 +44,25 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
+    // The dashboard's script runs in the browser, with uPlot loaded before it.
+    files: ['src/api/dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'sessionStorage',
+          'fetch',
+          'setTimeout',
+          'clearTimeout',
+          'ResizeObserver',
+          'uPlot',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['k6/**/*.js'],
     languageOptions: {
       globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', console: 'readonly' },

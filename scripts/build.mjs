@@ -1,8 +1,9 @@
 /**
- * `npm run build`: compiles src/ and scripts/ into dist/ and copies the Lua
- * scripts beside the compiled src/infra/redis/scripts.js, which reads them
- * relative to itself, so that dist/ runs without src/. Ends by stamping
- * dist/ (scripts/start.mjs compares the sources against the stamp).
+ * `npm run build`: compiles src/ and scripts/ into dist/ and copies the files
+ * that are not TypeScript beside the compiled modules that read them relative
+ * to themselves (the Lua scripts, the dashboard's page), so that dist/ runs
+ * without src/. Ends by stamping dist/ (scripts/start.mjs compares the sources
+ * against the stamp).
  *
  * Plain JavaScript: `npm start` imports it and must run without tsx.
  */
@@ -16,8 +17,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST = join(ROOT, 'dist');
 /** Written last: its presence means the whole build succeeded. */
 export const STAMP = join(DIST, '.build-stamp');
-const LUA_SOURCE = join(ROOT, 'src', 'infra', 'redis', 'lua');
-const LUA_TARGET = join(DIST, 'src', 'infra', 'redis', 'lua');
+/** Folders under src/ copied as they are. */
+const COPIED = [join('src', 'infra', 'redis', 'lua'), join('src', 'api', 'dashboard')];
 
 /** The TypeScript compiler's entry point, or undefined where devDependencies are not installed. */
 export function findTsc() {
@@ -43,10 +44,13 @@ export function build() {
   });
   if (compiled.status !== 0)
     throw new Error(`tsc failed (exit ${compiled.status ?? compiled.signal})`);
-  // Replaced whole, so a script deleted from src/ does not live on in dist/.
-  rmSync(LUA_TARGET, { recursive: true, force: true });
-  mkdirSync(dirname(LUA_TARGET), { recursive: true });
-  cpSync(LUA_SOURCE, LUA_TARGET, { recursive: true });
+  for (const folder of COPIED) {
+    const target = join(DIST, folder);
+    // Replaced whole, so a file deleted from src/ does not live on in dist/.
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(dirname(target), { recursive: true });
+    cpSync(join(ROOT, folder), target, { recursive: true });
+  }
   writeFileSync(STAMP, `${startedAt.toISOString()}\n`);
   utimesSync(STAMP, startedAt, startedAt);
 }

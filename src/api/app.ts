@@ -19,6 +19,7 @@ import { createLimits, type Limiters, type Limits } from './limits.js';
 import { errorHandler } from './problem.js';
 import { answerOptions, corsFor, securityHeaders } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
+import { dashboardRoutes } from './routes/dashboard.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
 import { issueRequestRoutes } from './routes/issue-requests.routes.js';
 import { matcher, noRoute, ROUTES, serve } from './routes/route-table.js';
@@ -175,6 +176,7 @@ export function createApp(deps: ApiDeps): Express {
   });
 
   docsRoutes(app);
+  dashboardRoutes(app);
 
   app.use(noRoute);
   if (limits) {

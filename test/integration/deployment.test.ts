@@ -193,6 +193,18 @@ describe('the built service (npm run build, npm start, a deployment of dist/)', 
 
     const health = await http(baseUrl, 'GET', '/health');
     expect(health.status, service.dump()).to.equal(200);
+    // The dashboard's page and scripts come from dist/ and the production dependencies.
+    for (const path of [
+      '/dashboard',
+      '/dashboard/assets/dashboard.js',
+      '/dashboard/assets/dashboard.css',
+      '/dashboard/assets/uPlot.iife.min.js',
+      '/dashboard/assets/uPlot.min.css',
+    ]) {
+      const served = await http(baseUrl, 'GET', path);
+      expect(served.status, path).to.equal(200);
+      expect(String(served.body).length, path).to.be.greaterThan(100);
+    }
     const couponId = await createCoupon(baseUrl, { name: 'Deployed', totalQuantity: 3 });
     const user = bearer(await userToken('deployed-user'));
     const accepted = await http<{ requestId: string }>(

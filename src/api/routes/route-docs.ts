@@ -20,7 +20,7 @@ import type { RouteName } from './route-table.js';
 
 export interface RouteDoc {
   readonly summary: string;
-  readonly tag: 'issue requests' | 'coupons' | 'operators' | 'probes' | 'description';
+  readonly tag: 'issue requests' | 'coupons' | 'operators' | 'probes' | 'description' | 'dashboard';
   /** `user`: a user's JWT; `operator`: ADMIN_TOKEN or an operator's JWT. */
   readonly auth?: 'user' | 'operator';
   readonly params?: Readonly<Record<string, ZodType>>;
@@ -201,6 +201,22 @@ export const ROUTE_DOCS = {
     params: { file: z.string() },
     responses: {
       200: { description: 'A file of swagger-ui-dist', type: 'application/octet-stream' },
+    },
+    problems: [404],
+  },
+  dashboard: {
+    summary:
+      'The operators’ live page of the events (holds no data: it asks for the credential and calls the operator routes)',
+    tag: 'dashboard',
+    responses: { 200: { description: 'HTML', type: 'text/html' } },
+    problems: [],
+  },
+  dashboardAsset: {
+    summary: 'The dashboard’s script and styles, and uPlot’s',
+    tag: 'dashboard',
+    params: { file: z.string() },
+    responses: {
+      200: { description: 'A script or a style sheet', type: 'application/octet-stream' },
     },
     problems: [404],
   },

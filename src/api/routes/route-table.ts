@@ -35,6 +35,8 @@ export const ROUTES = {
   openapi: { method: 'GET', path: '/openapi.json' },
   docs: { method: 'GET', path: '/docs' },
   docsAsset: { method: 'GET', path: '/docs/assets/:file' },
+  dashboard: { method: 'GET', path: '/dashboard' },
+  dashboardAsset: { method: 'GET', path: '/dashboard/assets/:file' },
 } as const satisfies Record<string, Route>;
 
 export type RouteName = keyof typeof ROUTES;
