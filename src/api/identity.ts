@@ -20,7 +20,7 @@ export interface Identity {
   readonly user: RequestHandler;
   /** Status: a user's token, an operator's token or ADMIN_TOKEN (with no identity, anyone). */
   readonly userOrOperator: RequestHandler;
-  /** Operator routes: ADMIN_TOKEN or an operator's token; every action is audited. */
+  /** Operator routes: ADMIN_TOKEN or an operator's token; every action (not a read) is audited. */
   readonly operator: RequestHandler;
 }
 
@@ -141,6 +141,11 @@ export function createIdentity(options: IdentityOptions): Identity {
       subject = who.userId;
     }
     res.locals.caller = { kind: 'operator', subject } satisfies Caller;
+    // Reads are not actions: a dashboard polling every second would bury the actions.
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      next();
+      return;
+    }
     res.once('finish', () =>
       audit(req, 'operator-action', res.statusCode < 400 ? 'done' : 'refused', {
         actor: subject,
