@@ -108,6 +108,7 @@ export interface Container {
     trustProxy: Config['trustProxy'];
     corsOrigins: readonly string[];
     onLimiterError: (err: unknown) => void;
+    accessLog: Config['accessLog'];
   };
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
@@ -334,6 +335,7 @@ export async function createContainer(
       trustProxy: config.trustProxy,
       corsOrigins: config.corsOrigins,
       onLimiterError: throttledUnknown(logger, 'rate limit not checked: request let through'),
+      accessLog: config.accessLog,
     },
     processNextBatch,
     recover,
