@@ -165,8 +165,8 @@ export async function createContainer(
   const keys = new RedisKeys(config.redisKeyPrefix);
   const scripts = new RedisScripts(redis);
   const workerScripts = new RedisScripts(workerRedis);
-  const faults = faultPoints(config.faultPoints, (point, action) =>
-    logger.warn('fault point reached', { point, action: action.kind }),
+  const faults = faultPoints(config.faultPoints, (point, action, batchId) =>
+    logger.warn('fault point reached', { point, action: action.kind, batchId }),
   );
 
   const coupons = new PgCouponRepository(db);
