@@ -229,6 +229,17 @@ describe('request ids and access lines', () => {
       expect(new Set(ids).size).to.equal(ids.length);
     });
 
+    it('when the API description is read, then it names the header on answers and problems alike', async () => {
+      const res = await http<{
+        paths: Record<string, Record<string, { responses: Record<string, { headers?: object }> }>>;
+      }>(h.baseUrl, 'GET', '/openapi.json');
+
+      const accept = res.body.paths['/coupons/{couponId}/issue-requests']?.post?.responses;
+      for (const status of ['202', '404', '429', '500']) {
+        expect(accept?.[status]?.headers, status).to.have.property('X-Request-Id');
+      }
+    });
+
     it('when Node refuses a request before Express sees it, then its raw problem carries an id', async () => {
       const conn = await RawConnection.open(h.baseUrl);
       try {
