@@ -14,7 +14,13 @@ import { parseResponse, RawConnection } from '../support/raw-http.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-/** A gate that fails for two made-up users (a bug, an outage) and is the real one otherwise. */
+/** Coupons of this size find Redis down when their gate is first loaded. */
+const UNLOADABLE_QUANTITY = 13;
+
+/**
+ * A gate that fails for two made-up users (a bug, an outage) and for loading coupons of
+ * UNLOADABLE_QUANTITY, and is the real one otherwise.
+ */
 function failingFor(real: IssueGate): IssueGate {
   return {
     accept: (couponId, userId, nonce) => {
@@ -24,7 +30,10 @@ function failingFor(real: IssueGate): IssueGate {
       }
       return real.accept(couponId, userId, nonce);
     },
-    load: (state) => real.load(state),
+    load: (state) =>
+      state.totalQuantity === UNLOADABLE_QUANTITY
+        ? Promise.reject(new DependencyUnavailableError('redis', new Error('gone')))
+        : real.load(state),
     close: (couponId) => real.close(couponId),
     pending: (ref) => real.pending(ref),
   };
@@ -143,6 +152,25 @@ describe('request ids and access lines', () => {
         event: 'authentication',
         outcome: 'failed',
       });
+    });
+
+    it('when an operator action logs from the domain, then its line carries the id too', async () => {
+      const id = 'create-13';
+      const res = await http<{ id: number }>(h.baseUrl, 'POST', '/coupons', {
+        admin: true,
+        headers: { 'x-request-id': id },
+        body: { name: 'Gate not loaded', totalQuantity: UNLOADABLE_QUANTITY },
+      });
+
+      expect(res.status).to.equal(201);
+      const warning = linesOf(id).find(
+        (l) => l.message === 'coupon created but its Redis gate was not loaded yet',
+      );
+      expect(warning?.meta.couponId).to.equal(res.body.id);
+      const { rows } = await h.container.pool.query('SELECT id FROM coupons WHERE id = $1', [
+        res.body.id,
+      ]);
+      expect(rows).to.have.length(1);
     });
 
     it('when a handler fails with a bug, then the 500 and the error line carry the id', async () => {
