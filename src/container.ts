@@ -108,6 +108,7 @@ export interface Container {
     trustProxy: Config['trustProxy'];
     corsOrigins: readonly string[];
     onLimiterError: (err: unknown) => void;
+    accessLog: Config['accessLog'];
   };
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
@@ -164,8 +165,8 @@ export async function createContainer(
   const keys = new RedisKeys(config.redisKeyPrefix);
   const scripts = new RedisScripts(redis);
   const workerScripts = new RedisScripts(workerRedis);
-  const faults = faultPoints(config.faultPoints, (point, action) =>
-    logger.warn('fault point reached', { point, action: action.kind }),
+  const faults = faultPoints(config.faultPoints, (point, action, batchId) =>
+    logger.warn('fault point reached', { point, action: action.kind, batchId }),
   );
 
   const coupons = new PgCouponRepository(db);
@@ -334,6 +335,7 @@ export async function createContainer(
       trustProxy: config.trustProxy,
       corsOrigins: config.corsOrigins,
       onLimiterError: throttledUnknown(logger, 'rate limit not checked: request let through'),
+      accessLog: config.accessLog,
     },
     processNextBatch,
     recover,

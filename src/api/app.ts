@@ -13,10 +13,12 @@ import type { ResumeCoupon } from '../domain/use-cases/resume-coupon.js';
 import type { SubmitIssueRequest } from '../domain/use-cases/submit-issue-request.js';
 import type { SyncCoupon } from '../domain/use-cases/sync-coupon.js';
 import type { UpdateCoupon } from '../domain/use-cases/update-coupon.js';
+import { accessLog, type AccessLogSettings } from './access-log.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
 import { createIdentity } from './identity.js';
 import { createLimits, type Limiters, type Limits } from './limits.js';
 import { errorHandler } from './problem.js';
+import { requestId } from './request-id.js';
 import { answerOptions, corsFor, securityHeaders } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { dashboardRoutes } from './routes/dashboard.routes.js';
@@ -82,6 +84,8 @@ export interface ApiDeps {
   readonly corsOrigins?: readonly string[];
   /** Called when a limiter failed and the request was let through. */
   readonly onLimiterError?: (err: unknown) => void;
+  /** Which answered requests get an access line; absent: none. */
+  readonly accessLog?: AccessLogSettings;
 }
 
 const isSubmitPath = matcher(ROUTES.submitIssueRequest.path);
@@ -123,6 +127,10 @@ export function createApp(deps: ApiDeps): Express {
     // Every failed authentication counts against the client's address.
     ...(limits ? { onAuthFailure: limits.authFailure } : {}),
   });
+  // First: every answer from here on, a refusal included, names its request.
+  app.use(requestId);
+  const access = deps.accessLog && accessLog(deps.accessLog, deps.logger);
+  if (access) app.use(access);
   app.use(securityHeaders());
   // Before the limits: a refused request still carries CORS headers the page can read.
   const allowOrigins = corsFor(deps.corsOrigins ?? []);

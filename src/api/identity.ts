@@ -3,6 +3,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../domain/ports.js';
 import type { Caller } from './caller.js';
 import { sendProblem } from './problem.js';
+import { HTTP_REQUEST_ID, httpRequestIdOf } from './request-id.js';
 import { InvalidTokenError, type TokenVerifier } from './token-verifier.js';
 
 export interface IdentityOptions {
@@ -39,11 +40,18 @@ export function createIdentity(options: IdentityOptions): Identity {
   const isAdminToken = (token: string) => timingSafeEqual(digest(token), expectedAdmin);
 
   /** An audit line: who (as far as known), what, which event, the outcome; never the token. */
-  const audit = (req: Request, event: string, outcome: string, extra: Record<string, unknown>) =>
+  const audit = (
+    req: Request,
+    res: Response,
+    event: string,
+    outcome: string,
+    extra: Record<string, unknown>,
+  ) =>
     logger.info('audit', {
       audit: true,
       event,
       outcome,
+      [HTTP_REQUEST_ID]: httpRequestIdOf(res),
       method: req.method,
       path: req.originalUrl,
       ip: req.ip,
@@ -59,7 +67,7 @@ export function createIdentity(options: IdentityOptions): Identity {
       ? 'a bearer token is required: Authorization: Bearer <token>'
       : 'the bearer token is not valid',
   ) => {
-    audit(req, 'authentication', 'failed', { code, reason });
+    audit(req, res, 'authentication', 'failed', { code, reason });
     options.onAuthFailure?.(req);
     sendProblem(res, code, detail);
   };
@@ -134,7 +142,7 @@ export function createIdentity(options: IdentityOptions): Identity {
       const who = await verified(req, res, token);
       if (!who) return;
       if (!who.operator) {
-        audit(req, 'operator-action', 'forbidden', { actor: who.userId, status: 403 });
+        audit(req, res, 'operator-action', 'forbidden', { actor: who.userId, status: 403 });
         sendProblem(res, 'FORBIDDEN', 'this endpoint is for operators');
         return;
       }
@@ -147,13 +155,13 @@ export function createIdentity(options: IdentityOptions): Identity {
       return;
     }
     res.once('finish', () =>
-      audit(req, 'operator-action', res.statusCode < 400 ? 'done' : 'refused', {
+      audit(req, res, 'operator-action', res.statusCode < 400 ? 'done' : 'refused', {
         actor: subject,
         status: res.statusCode,
       }),
     );
     res.once('close', () => {
-      if (!res.writableFinished) audit(req, 'operator-action', 'aborted', { actor: subject });
+      if (!res.writableFinished) audit(req, res, 'operator-action', 'aborted', { actor: subject });
     });
     next();
   };

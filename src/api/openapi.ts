@@ -29,6 +29,15 @@ const RATE_LIMIT_HEADERS = {
   'RateLimit-Policy': { description: '`<limit>;w=<seconds>`', schema: { type: 'string' } },
 } as const;
 
+/** On every answer (see request-id.ts). */
+const REQUEST_ID_HEADER = {
+  'X-Request-Id': {
+    description:
+      'The request’s id: the X-Request-Id sent when it is 1–128 of A–Z a–z 0–9 . _ : -, else a new UUID; logs name the request by it',
+    schema: { type: 'string' },
+  },
+} as const;
+
 /** `/coupons/:couponId` as OpenAPI writes it: `/coupons/{couponId}`. */
 export function openApiPath(path: string): string {
   return path.replace(/:([A-Za-z]+)/g, '{$1}');
@@ -39,6 +48,7 @@ function responses(doc: RouteDoc): Record<number, ResponseConfig> {
   for (const [status, answer] of Object.entries(doc.responses)) {
     out[Number(status)] = {
       description: answer.description,
+      headers: REQUEST_ID_HEADER,
       ...(answer.schema
         ? { content: { 'application/json': { schema: answer.schema } } }
         : { content: { [answer.type ?? 'text/plain']: { schema: z.string() } } }),
@@ -48,9 +58,14 @@ function responses(doc: RouteDoc): Record<number, ResponseConfig> {
     out[status] = {
       description: PROBLEM_DESCRIPTION[status] ?? 'Problem',
       content: { 'application/problem+json': { schema: problem } },
-      ...(status === 429
-        ? { headers: { 'Retry-After': { schema: { type: 'integer' } }, ...RATE_LIMIT_HEADERS } }
-        : {}),
+      headers:
+        status === 429
+          ? {
+              ...REQUEST_ID_HEADER,
+              'Retry-After': { schema: { type: 'integer' } },
+              ...RATE_LIMIT_HEADERS,
+            }
+          : REQUEST_ID_HEADER,
     };
   }
   return out;

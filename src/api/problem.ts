@@ -2,6 +2,13 @@ import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Response } from 'express';
 import { DomainError, type ErrorCode, type FieldIssue } from '../domain/errors.js';
 import type { Logger } from '../domain/ports.js';
+import {
+  HTTP_REQUEST_ID,
+  httpRequestIdOf,
+  newRequestId,
+  REQUEST_ID_HEADER,
+  requestIdOf,
+} from './request-id.js';
 
 export type ProblemCode =
   | ErrorCode
@@ -106,7 +113,8 @@ function problemBody(code: ProblemCode, detail: string, instance: string | undef
 /**
  * A complete HTTP/1.1 problem response as bytes, for requests Node rejects
  * before Express sees them (a URL or headers over the size limit, bytes that
- * are not HTTP, a request that did not arrive in time).
+ * are not HTTP, a request that did not arrive in time). Its request id is a
+ * new one: the request's own headers were not read.
  */
 export function rawProblem(
   code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE' | 'REQUEST_TIMEOUT',
@@ -116,6 +124,7 @@ export function rawProblem(
   return (
     `HTTP/1.1 ${STATUS[code]} ${TITLE[code]}\r\n` +
     'Content-Type: application/problem+json; charset=utf-8\r\n' +
+    `${REQUEST_ID_HEADER}: ${newRequestId()}\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     'Connection: close\r\n\r\n' +
     body
@@ -126,6 +135,7 @@ export function rawProblem(
 export function writeProblem(res: ServerResponse, code: ProblemCode, detail: string): void {
   const body = JSON.stringify(problemBody(code, detail, res.req.url));
   res.writeHead(STATUS[code], {
+    [REQUEST_ID_HEADER]: requestIdOf(res.req),
     'Content-Type': 'application/problem+json; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
     Connection: 'close',
@@ -160,12 +170,24 @@ export function sendProblem(
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) {
+      // Too late for a problem answer: the client sees the connection cut, the log says why.
+      logger.error('error after the answer began: connection closed', {
+        [HTTP_REQUEST_ID]: httpRequestIdOf(res),
+        method: req.method,
+        path: req.path,
+        error: err instanceof Error ? err.stack : String(err),
+      });
       res.destroy();
       return;
     }
     if (err instanceof DomainError) {
       if (err.code === 'DEPENDENCY_UNAVAILABLE') {
-        logger.warn('dependency unavailable', { path: req.path, error: err.message });
+        logger.warn('dependency unavailable', {
+          [HTTP_REQUEST_ID]: httpRequestIdOf(res),
+          method: req.method,
+          path: req.path,
+          error: err.message,
+        });
       }
       sendProblem(res, err.code, err.message, err.details ?? {});
       return;
@@ -191,6 +213,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     // Not expected: a bug. Log it with context; the client learns nothing of the internals.
     logger.error('unhandled error', {
+      [HTTP_REQUEST_ID]: httpRequestIdOf(res),
       method: req.method,
       path: req.path,
       error: err instanceof Error ? err.stack : String(err),

@@ -57,6 +57,7 @@ const EXPOSED_HEADERS = [
   'RateLimit-Remaining',
   'RateLimit-Reset',
   'RateLimit-Policy',
+  'X-Request-Id',
 ];
 
 /**

@@ -359,7 +359,8 @@ export interface EventKeys {
 export type FaultPoint = 'after-take' | 'before-commit' | 'after-commit';
 
 export interface FaultPoints {
-  reach(point: FaultPoint): Promise<void>;
+  /** `batchId`: the batch being worked on there, for the log line. */
+  reach(point: FaultPoint, batchId?: string): Promise<void>;
 }
 
 export const NO_FAULTS: FaultPoints = { reach: async () => undefined };

@@ -61,6 +61,13 @@ const schema = z
     WORKER_NICE: integer(0, 19).default(10),
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /**
+     * One JSON line per answered request: `off` (the default: the hot path pays nothing),
+     * `sampled` (ACCESS_LOG_SAMPLE_RATE of them, chosen at random) or `all`.
+     */
+    ACCESS_LOG: z.enum(['off', 'sampled', 'all']).default('off'),
+    /** The share of requests ACCESS_LOG=sampled writes, from 0 to 1. */
+    ACCESS_LOG_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0.01),
     ROLE: z.enum(['api', 'worker', 'all']).default('all'),
     /**
      * HTTP processes `npm start` runs (node:cluster); 1 keeps everything in one process.
@@ -170,6 +177,13 @@ const schema = z
           'is required in production (or JWT_JWKS_URL): without either, any client may claim to be any user',
       });
     }
+    if (env.ACCESS_LOG !== 'off' && (env.LOG_LEVEL === 'error' || env.LOG_LEVEL === 'warn')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ACCESS_LOG'],
+        message: `writes at level info, which LOG_LEVEL=${env.LOG_LEVEL} drops: set LOG_LEVEL=info or ACCESS_LOG=off`,
+      });
+    }
     if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
       ctx.addIssue({
         code: 'custom',
@@ -217,6 +231,8 @@ export interface Config {
   readonly workerNice: number;
   readonly leaseMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
+  /** Access lines: which requests get one (`sampleRate` applies to `sampled` only). */
+  readonly accessLog: { readonly mode: Env['ACCESS_LOG']; readonly sampleRate: number };
   readonly role: Env['ROLE'];
   readonly apiProcesses: number;
   readonly shutdownTimeoutMs: number;
@@ -379,6 +395,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerNice: e.WORKER_NICE,
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
+    accessLog: { mode: e.ACCESS_LOG, sampleRate: e.ACCESS_LOG_SAMPLE_RATE },
     role: e.ROLE,
     apiProcesses: e.API_PROCESSES ?? defaultApiProcesses(MAX_API_PROCESSES),
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

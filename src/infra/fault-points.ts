@@ -40,14 +40,14 @@ export function parseFaultPoints(spec: string): Map<FaultPoint, FaultAction> | s
  */
 export function faultPoints(
   points: ReadonlyMap<FaultPoint, FaultAction>,
-  onReach: (point: FaultPoint, action: FaultAction) => void = () => undefined,
+  onReach: (point: FaultPoint, action: FaultAction, batchId?: string) => void = () => undefined,
 ): FaultPoints {
   if (points.size === 0) return { reach: async () => undefined };
   return {
-    async reach(point) {
+    async reach(point, batchId) {
       const action = points.get(point);
       if (!action) return;
-      onReach(point, action);
+      onReach(point, action, batchId);
       if (action.kind === 'kill') process.kill(process.pid, 'SIGKILL');
       else if (action.kind === 'stop') process.kill(process.pid, 'SIGSTOP');
       else await new Promise((resolve) => setTimeout(resolve, action.ms));

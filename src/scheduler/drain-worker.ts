@@ -2,7 +2,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import { DependencyUnavailableError } from '../domain/errors.js';
 import type { IssueQueue, Logger } from '../domain/ports.js';
 import type { BatchReport } from '../domain/use-cases/batch-settler.js';
-import type { ProcessNextBatch } from '../domain/use-cases/process-next-batch.js';
+import { BatchFailedError, type ProcessNextBatch } from '../domain/use-cases/process-next-batch.js';
 import type { ReactivateLiveCoupons } from '../domain/use-cases/reactivate-live-coupons.js';
 import type { RecoverExpiredBatches } from '../domain/use-cases/recover-expired-batches.js';
 import type { RestoreGates } from '../domain/use-cases/restore-gates.js';
@@ -214,12 +214,18 @@ export class DrainWorker {
     if (this.failures === 1) this.failingSince = now;
     const backoff = Math.min(BACKOFF_FIRST_MS * 2 ** (this.failures - 1), BACKOFF_MAX_MS);
     this.retryAt = now + backoff;
-    const expected = err instanceof BatchNotCommitted || err instanceof DependencyUnavailableError;
-    this.lastError = describe(err);
+    // A failure inside a batch names the batch on its line; what failed is its cause.
+    const batch = err instanceof BatchFailedError ? err : undefined;
+    const cause = batch ? batch.cause : err;
+    const batchIds = batch ? { couponId: batch.couponId, batchId: batch.batchId } : {};
+    const expected =
+      cause instanceof BatchNotCommitted || cause instanceof DependencyUnavailableError;
+    this.lastError = describe(cause);
     if (!expected) {
       // Not an outage we know: a bug. Always logged, with its stack.
       this.deps.logger.error('drain failed', {
-        error: String((err as Error).stack ?? err),
+        ...batchIds,
+        error: String((cause as Error)?.stack ?? cause),
         retryInMs: backoff,
       });
       return;
@@ -233,7 +239,8 @@ export class DrainWorker {
       failures: this.failures,
       suppressed: this.suppressed,
       retryInMs: backoff,
-      ...(err instanceof BatchNotCommitted ? batchFields(err.report) : {}),
+      ...batchIds,
+      ...(cause instanceof BatchNotCommitted ? batchFields(cause.report) : {}),
     });
     this.lastFailureLog = now;
     this.suppressed = 0;

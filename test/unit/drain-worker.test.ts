@@ -2,7 +2,10 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { IssueQueue } from '../../src/domain/ports.js';
 import type { BatchReport } from '../../src/domain/use-cases/batch-settler.js';
-import type { ProcessNextBatch } from '../../src/domain/use-cases/process-next-batch.js';
+import {
+  BatchFailedError,
+  type ProcessNextBatch,
+} from '../../src/domain/use-cases/process-next-batch.js';
 import type { ReactivateLiveCoupons } from '../../src/domain/use-cases/reactivate-live-coupons.js';
 import type { RecoverExpiredBatches } from '../../src/domain/use-cases/recover-expired-batches.js';
 import type { RestoreGates } from '../../src/domain/use-cases/restore-gates.js';
@@ -191,6 +194,27 @@ describe('the drain worker', () => {
     expect(linesWhileDown.length).to.be.within(3, 5);
     expect(linesWhileDown[0]?.args[1]).to.include({ failures: 1, settlement: 'compensated' });
     expect(logger.info.calledWith('drain resumed')).to.equal(true);
+    expect(worker.state().state).to.not.equal('backing-off');
+  });
+
+  it('when a batch fails with a bug, then the error line names the batch and holds the stack', async () => {
+    const clock = sinon.useFakeTimers({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const execute = sinon
+      .stub()
+      .onFirstCall()
+      .rejects(new BatchFailedError(1, 'b-bug', new TypeError('a bug')))
+      .resolves(null);
+    const { worker, logger } = setup(execute);
+
+    const loop = worker.tick();
+    await clock.tickAsync(1_000);
+    await loop;
+
+    sinon.assert.calledWithMatch(logger.error, 'drain failed', {
+      couponId: 1,
+      batchId: 'b-bug',
+      error: sinon.match(/TypeError: a bug/),
+    });
     expect(worker.state().state).to.not.equal('backing-off');
   });
 

@@ -10,7 +10,10 @@ import {
 } from '../../src/domain/ports.js';
 import { formatRequestId } from '../../src/domain/issue-request.js';
 import { BatchSettler } from '../../src/domain/use-cases/batch-settler.js';
-import { ProcessNextBatch } from '../../src/domain/use-cases/process-next-batch.js';
+import {
+  BatchFailedError,
+  ProcessNextBatch,
+} from '../../src/domain/use-cases/process-next-batch.js';
 
 const batch: DecidedBatch = {
   batchId: 'b-1',
@@ -67,6 +70,25 @@ describe('processing one batch', () => {
 
     expect(await useCase.execute(7, 100, 1000)).to.equal(null);
     expect(ledger.commit.called).to.equal(false);
+  });
+
+  it('when something past the take throws, then the error names the batch and carries the failure', async () => {
+    const { ledger, useCase } = fakes();
+    const bug = new TypeError('a bug');
+    ledger.commit.resolves({ kind: 'committed', outcomes: recordedAsDecided });
+    // Not a store failing (those end in a report): a settler that throws stands in for a bug.
+    sinon.stub(BatchSettler.prototype, 'apply').rejects(bug);
+    try {
+      const failure = await useCase.execute(7, 100, 1000).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+
+      expect(failure).to.be.instanceOf(BatchFailedError);
+      expect(failure).to.include({ couponId: 7, batchId: 'b-1', cause: bug });
+    } finally {
+      sinon.restore();
+    }
   });
 
   it('when the commit succeeds as decided, then the batch is acknowledged with no corrections', async () => {

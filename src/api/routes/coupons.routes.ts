@@ -10,7 +10,9 @@ import type { PauseCoupon } from '../../domain/use-cases/pause-coupon.js';
 import type { ResumeCoupon } from '../../domain/use-cases/resume-coupon.js';
 import type { SyncCoupon } from '../../domain/use-cases/sync-coupon.js';
 import type { UpdateCoupon } from '../../domain/use-cases/update-coupon.js';
+import type { Logger } from '../../domain/ports.js';
 import { presentCoupon, presentCouponListItem } from '../presenters.js';
+import { requestLogger } from '../request-id.js';
 import {
   couponIdParam,
   createCouponBody,
@@ -37,6 +39,7 @@ export function couponRoutes(deps: {
   operator: RequestHandler;
   /** Reads a JSON body, refusing other media types (see json-body.ts). */
   jsonBody: RequestHandler;
+  logger: Logger;
 }): Router {
   const router = Router({ caseSensitive: true });
   /** A read or an action on one coupon: its id from the path, the use case's answer as JSON. */
@@ -51,7 +54,7 @@ export function couponRoutes(deps: {
 
   serve(router, ROUTES.createCoupon, deps.operator, deps.jsonBody, async (req, res) => {
     const body = parse(createCouponBody, req.body, 'body');
-    const coupon = await deps.createCoupon.execute(body);
+    const coupon = await deps.createCoupon.execute(body, requestLogger(deps.logger, res));
     const presented = presentCoupon(coupon);
     res.status(201).location(`/coupons/${coupon.id}`).json({
       id: presented.id,
@@ -91,7 +94,11 @@ export function couponRoutes(deps: {
   serve(router, ROUTES.updateCoupon, deps.operator, deps.jsonBody, async (req, res) => {
     const couponId = parse(couponIdParam, req.params.couponId, 'couponId');
     const body = parse(updateCouponBody, req.body, 'body');
-    res.json(presentCoupon(await deps.updateCoupon.execute(couponId, body)));
+    res.json(
+      presentCoupon(
+        await deps.updateCoupon.execute(couponId, body, requestLogger(deps.logger, res)),
+      ),
+    );
   });
 
   onCoupon(ROUTES.openCoupon, [deps.operator], async (id) =>

@@ -13,7 +13,8 @@ export class CreateCoupon {
     },
   ) {}
 
-  async execute(input: NewCoupon): Promise<Coupon> {
+  /** `logger`: where this call's lines go (an HTTP request's names the request). */
+  async execute(input: NewCoupon, logger: Logger = this.deps.logger): Promise<Coupon> {
     const now = this.deps.now?.() ?? new Date();
     if (input.startsAt && input.endsAt && input.endsAt <= input.startsAt) {
       throw new DomainError('VALIDATION_FAILED', 'endsAt must be after startsAt', {
@@ -39,7 +40,7 @@ export class CreateCoupon {
       });
     } catch (err) {
       // The database row is what matters; the gate loads itself from it on the first request.
-      this.deps.logger.warn('coupon created but its Redis gate was not loaded yet', {
+      logger.warn('coupon created but its Redis gate was not loaded yet', {
         couponId: coupon.id,
         error: String(err),
       });
@@ -48,7 +49,7 @@ export class CreateCoupon {
       await this.deps.scheduler?.schedule(coupon);
     } catch (err) {
       // The worker schedules every event's jobs on start and at each reconcile run.
-      this.deps.logger.warn('coupon created but its lifecycle jobs were not scheduled yet', {
+      logger.warn('coupon created but its lifecycle jobs were not scheduled yet', {
         couponId: coupon.id,
         error: String(err),
       });

@@ -2,6 +2,7 @@ import {
   BatchNotWrittenError,
   NO_FAULTS,
   type CommitResult,
+  type DecidedBatch,
   type FaultPoints,
   type IdGenerator,
   type IssueLedger,
@@ -28,6 +29,17 @@ export class ProcessNextBatch {
     const faults = this.deps.faults ?? NO_FAULTS;
     const batch = await this.deps.queue.take(couponId, size, leaseMs, this.deps.ids.batchId());
     if (!batch) return null;
+    try {
+      return await this.decide(batch, faults);
+    } catch (err) {
+      // A store's failure past the take ends in a report, so this is not expected; whatever
+      // it is, its log line must name the batch it left leased.
+      throw new BatchFailedError(batch.couponId, batch.batchId, err);
+    }
+  }
+
+  private async decide(batch: DecidedBatch, faults: FaultPoints): Promise<BatchReport> {
+    const { couponId } = batch;
     // Batches of one coupon commit in the order they were taken, whatever lane holds them.
     // PostgreSQL serialises them on the coupon's row lock anyway; this only fixes the order,
     // so that when the database overrules Redis (less room than Redis believed), the last
@@ -40,7 +52,7 @@ export class ProcessNextBatch {
     let result: CommitResult;
     try {
       // Taking and deciding are one script: "after the take" is also "after the decision".
-      await faults.reach('after-take');
+      await faults.reach('after-take', batch.batchId);
       await previous;
       try {
         result = await this.deps.ledger.commit(batch);
@@ -59,7 +71,22 @@ export class ProcessNextBatch {
       release();
       if (this.lastCommit.get(couponId) === mine) this.lastCommit.delete(couponId);
     }
-    await faults.reach('after-commit');
+    await faults.reach('after-commit', batch.batchId);
     return this.deps.settler.apply(batch, result);
+  }
+}
+
+/**
+ * A batch failed past its take for a reason no store explains (a bug): it stays leased until
+ * recovery settles it. Carries the batch's ids for the log; the failure is its `cause`.
+ */
+export class BatchFailedError extends Error {
+  constructor(
+    readonly couponId: number,
+    readonly batchId: string,
+    cause: unknown,
+  ) {
+    super(`batch ${batchId} of coupon ${couponId} failed`, { cause });
+    this.name = 'BatchFailedError';
   }
 }

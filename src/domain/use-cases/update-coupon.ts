@@ -33,7 +33,12 @@ export class UpdateCoupon {
     },
   ) {}
 
-  async execute(couponId: number, change: CouponChange): Promise<Coupon> {
+  /** `logger`: where this call's lines go (an HTTP request's names the request). */
+  async execute(
+    couponId: number,
+    change: CouponChange,
+    logger: Logger = this.deps.logger,
+  ): Promise<Coupon> {
     const now = this.deps.now?.() ?? new Date();
     const windowChanges = change.startsAt !== undefined || change.endsAt !== undefined;
     let resized = false;
@@ -55,7 +60,7 @@ export class UpdateCoupon {
     } catch (err) {
       // Redis took the new total but the change failed afterwards (the window write or the
       // commit): Redis must not keep a total PostgreSQL may not hold.
-      if (resized) await this.realign(couponId);
+      if (resized) await this.realign(couponId, logger);
       throw err;
     }
     if (!coupon) throw couponNotFound(couponId);
@@ -86,7 +91,7 @@ export class UpdateCoupon {
   }
 
   /** Puts PostgreSQL's total back into the gate, whatever the failed change left there. */
-  private async realign(couponId: number): Promise<void> {
+  private async realign(couponId: number, logger: Logger): Promise<void> {
     try {
       const current = await this.deps.coupons.findById(couponId);
       const result = current && (await this.deps.control.resize(couponId, current.totalQuantity));
@@ -94,7 +99,7 @@ export class UpdateCoupon {
         throw new Error(`the gate answered ${result.kind}`);
       }
     } catch (err) {
-      this.deps.logger.error('the Redis total may differ from PostgreSQL; sync the coupon', {
+      logger.error('the Redis total may differ from PostgreSQL; sync the coupon', {
         couponId,
         error: String(err),
       });

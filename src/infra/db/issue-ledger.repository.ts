@@ -58,7 +58,7 @@ export class PgIssueLedger implements IssueLedger {
         await client.query('ROLLBACK');
         return result;
       }
-      await this.faults.reach('before-commit');
+      await this.faults.reach('before-commit', batch.batchId);
       committing = true;
       await client.query('COMMIT');
       return result;
