@@ -16,6 +16,7 @@ import type { UpdateCoupon } from '../domain/use-cases/update-coupon.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
 import { createIdentity } from './identity.js';
 import { createLimits, type Limiters, type Limits } from './limits.js';
+import { metricsEndpoint, metricsOff, observeRequests, type HttpMetrics } from './metrics.js';
 import { errorHandler } from './problem.js';
 import { answerOptions, corsFor, securityHeaders } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
@@ -81,6 +82,16 @@ export interface ApiDeps {
   readonly corsOrigins?: readonly string[];
   /** Called when a limiter failed and the request was let through. */
   readonly onLimiterError?: (err: unknown) => void;
+  /** Prometheus metrics; absent: none kept, and GET /metrics answers 404. */
+  readonly metrics?: ApiMetrics;
+}
+
+export interface ApiMetrics extends HttpMetrics {
+  /** Bearer token GET /metrics requires; null: open. */
+  readonly token: string | null;
+  readonly contentType: string;
+  /** The text a scrape gets. */
+  render(): Promise<string>;
 }
 
 /** The requests whose per-address count is taken with their per-user count (see limits.ts). */
@@ -110,6 +121,8 @@ export function createApp(deps: ApiDeps): Express {
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
   app.set('trust proxy', deps.trustProxy ?? false);
+  // First, so that every answer is timed and counted, refusals included.
+  if (deps.metrics) app.use(observeRequests(deps.metrics));
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
   const limits = limitsFor(deps);
@@ -125,6 +138,8 @@ export function createApp(deps: ApiDeps): Express {
   const allowOrigins = corsFor(deps.corsOrigins ?? []);
   if (allowOrigins) app.use(allowOrigins);
   app.use(answerOptions);
+  // Before the limits: Prometheus scrapes from one address, and must not be refused.
+  serve(app, ROUTES.metrics, deps.metrics ? metricsEndpoint(deps.metrics) : metricsOff);
   if (limits) app.use(limits.ipLimit);
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
@@ -133,6 +148,7 @@ export function createApp(deps: ApiDeps): Express {
     jsonBody,
     identity,
     ...(limits ? { userLimit: limits.userLimit } : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
   app.use(couponRoutes({ ...deps, jsonBody, operator: identity.operator }));
   // No probe answer is cached: securityHeaders() sets `Cache-Control: no-store` on every answer.

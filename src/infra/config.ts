@@ -136,6 +136,10 @@ const schema = z
         'must be comma-separated origins such as https://shop.example.com',
       )
       .default(''),
+    /** `false`: no metrics are kept and GET /metrics answers 404. */
+    METRICS_ENABLED: z.enum(['true', 'false']).default('true'),
+    /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open. */
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
@@ -232,6 +236,8 @@ export interface Config {
   /** Express `trust proxy`: false, a hop count, or addresses and CIDRs. */
   readonly trustProxy: boolean | number | readonly string[];
   readonly corsOrigins: readonly string[];
+  /** Prometheus metrics at GET /metrics; null when METRICS_ENABLED=false. */
+  readonly metrics: { readonly token: string | null } | null;
 }
 
 export interface IdentityConfig {
@@ -417,5 +423,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : {}),
     trustProxy: parseTrustProxy(e.TRUST_PROXY) as boolean | number | string[],
     corsOrigins: parseOrigins(e.CORS_ORIGINS) as string[],
+    metrics: e.METRICS_ENABLED === 'true' ? { token: e.METRICS_TOKEN ?? null } : null,
   };
 }

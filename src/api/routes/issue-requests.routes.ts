@@ -3,6 +3,7 @@ import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.j
 import type { SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
 import { callerOf, type Identity } from '../identity.js';
 import type { UserLimitKind } from '../limits.js';
+import type { HttpMetrics } from '../metrics.js';
 import { presentIssueRequest } from '../presenters.js';
 import { sendProblem } from '../problem.js';
 import { sendJson } from '../respond.js';
@@ -30,6 +31,8 @@ export function issueRequestRoutes(
     identity: Identity;
     /** The per-user limit (see limits.ts); absent when limits are off. */
     userLimit?: (kind: UserLimitKind) => RequestHandler;
+    /** Counts the queued requests; refusals are counted from their answers (see metrics.ts). */
+    metrics?: Pick<HttpMetrics, 'accepted'>;
   },
 ): void {
   const acceptLimit = deps.userLimit ? [deps.userLimit('accept')] : [];
@@ -62,6 +65,7 @@ export function issueRequestRoutes(
         ({ userId } = parse(issueRequestBody, req.body, 'body'));
       }
       const submitted = await deps.submitIssueRequest.execute(couponId, userId);
+      deps.metrics?.accepted(submitted.created ? 'accepted' : 'repeat');
       sendJson(
         res,
         202,

@@ -35,6 +35,7 @@ export const ROUTES = {
   openapi: { method: 'GET', path: '/openapi.json' },
   docs: { method: 'GET', path: '/docs' },
   docsAsset: { method: 'GET', path: '/docs/assets/:file' },
+  metrics: { method: 'GET', path: '/metrics' },
 } as const satisfies Record<string, Route>;
 
 export type RouteName = keyof typeof ROUTES;

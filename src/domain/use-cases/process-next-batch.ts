@@ -6,6 +6,7 @@ import {
   type IdGenerator,
   type IssueLedger,
   type IssueQueue,
+  type Metrics,
 } from '../ports.js';
 import { batchReport, type BatchReport, type BatchSettler } from './batch-settler.js';
 
@@ -20,6 +21,7 @@ export class ProcessNextBatch {
       settler: BatchSettler;
       ids: IdGenerator;
       faults?: FaultPoints;
+      metrics?: Metrics;
     },
   ) {}
 
@@ -45,6 +47,7 @@ export class ProcessNextBatch {
       try {
         result = await this.deps.ledger.commit(batch);
       } catch (commitError) {
+        this.deps.metrics?.commitFailed();
         if (commitError instanceof BatchNotWrittenError) {
           return await this.deps.settler.compensate(batch, commitError);
         }
