@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { getPriority, setPriority } from 'node:os';
 import { createApp } from './api/app.js';
+import { createMetricsApp } from './api/metrics-app.js';
 import { listen, stopServing } from './api/server.js';
 import { createContainer } from './container.js';
 import { ConfigError, loadConfig, type Config } from './infra/config.js';
@@ -88,6 +89,19 @@ async function serve(config: Config, logger: AppLogger, shutdown: Shutdown): Pro
     logger.info('listening', {
       host: config.host,
       port: typeof address === 'object' && address ? address.port : config.port,
+    });
+  } else if (cluster.isPrimary && api.metrics && config.metrics?.workerPort != null) {
+    // A worker on its own has no API to answer scrapes: it serves /metrics alone.
+    server = await listen(
+      createMetricsApp(api.metrics, logger),
+      config.metrics.workerPort,
+      config.host,
+      config.http,
+    );
+    const address = server.address();
+    logger.info('serving metrics', {
+      host: config.host,
+      port: typeof address === 'object' && address ? address.port : config.metrics.workerPort,
     });
   }
   if (config.role !== 'api') {

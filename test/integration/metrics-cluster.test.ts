@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { reaper } from '../support/reaper.js';
 import { ADMIN_TOKEN, startHarness, type Harness } from '../support/harness.js';
-import { createCoupon } from '../support/http.js';
+import { createCoupon, requestIssue } from '../support/http.js';
 import { parseMetrics, valueOf, type Sample } from '../support/metrics.js';
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined) {
@@ -49,7 +49,7 @@ function fresh(
   });
 }
 
-describe('metrics of a supervised service (API_PROCESSES=2, ROLE=all)', function () {
+describe('metrics across processes (the supervisor, a worker alone)', function () {
   this.timeout(90_000);
   let h: Harness;
   let primary: ChildProcess | undefined;
@@ -64,7 +64,7 @@ describe('metrics of a supervised service (API_PROCESSES=2, ROLE=all)', function
     await h.cleanup();
   });
 
-  it('when traffic is spread over both API processes, then /metrics from either process counts all of it, with the worker process’s decisions', async () => {
+  it('when API_PROCESSES=2 ROLE=all and traffic is spread over both API processes, then /metrics from either process counts all of it, with the worker process’s decisions', async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     primary = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: {
@@ -149,5 +149,60 @@ describe('metrics of a supervised service (API_PROCESSES=2, ROLE=all)', function
       [couponId],
     );
     expect(Number(rows.rows[0]?.n)).to.equal(accepted);
+    // Its worker would otherwise take the next test's requests.
+    const exited = new Promise((resolve) => primary?.once('exit', resolve));
+    primary.kill('SIGTERM');
+    await exited;
+    primary = undefined;
+  });
+
+  it('when a worker runs alone (ROLE=worker) with WORKER_METRICS_PORT, then it serves its own decisions at /metrics and nothing else', async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const worker = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'test',
+        DATABASE_URL: h.databaseUrl,
+        REDIS_KEY_PREFIX: h.prefix,
+        ADMIN_TOKEN,
+        ROLE: 'worker',
+        WORKER_METRICS_PORT: String(port),
+        BATCH_INTERVAL_MS: '5',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    reaper.track(worker);
+    let log = '';
+    worker.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    worker.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      await until('the worker to serve metrics', () =>
+        log.includes('serving metrics') ? true : undefined,
+      );
+      // Accepted by the harness's API (this process); decided by the worker process alone.
+      const couponId = await createCoupon(h.baseUrl, { name: 'Worker alone', totalQuantity: 3 });
+      for (const user of ['w1', 'w2']) {
+        expect((await requestIssue(h.baseUrl, couponId, user)).status).to.equal(202);
+      }
+      const samples = await until('the worker to count its decisions', async () => {
+        const res = await fresh(port, 'GET', '/metrics');
+        expect(res.status, res.text).to.equal(200);
+        const parsed = parseMetrics(res.text);
+        return valueOf(parsed, 'coupon_decisions_total', { result: 'issued' }) === 2
+          ? parsed
+          : undefined;
+      });
+      expect(valueOf(samples, 'coupon_batch_size_sum')).to.equal(2);
+      expect(valueOf(samples, 'coupon_worker_last_tick_timestamp_seconds')).to.be.greaterThan(0);
+      expect((await fresh(port, 'GET', `/coupons/${couponId}`)).status).to.equal(404);
+      const rows = await h.container.pool.query<{ n: string }>(
+        'SELECT count(*) AS n FROM issued_coupons WHERE coupon_id = $1',
+        [couponId],
+      );
+      expect(Number(rows.rows[0]?.n)).to.equal(2);
+    } finally {
+      worker.kill('SIGTERM');
+      await new Promise((resolve) => worker.once('exit', resolve));
+    }
   });
 });
