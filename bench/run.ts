@@ -753,7 +753,8 @@ async function main(): Promise<void> {
   const guards = await benchSideBySide(settings.guards, [3304, 3305]);
   await deleteKeys(redis, `${PREFIX}*`);
   console.log('accept endpoint with its metrics:');
-  const metrics = await benchSideBySide(settings.metrics, [3306, 3307]);
+  // The guards' ports again, free once their services stopped (3306 is MySQL's).
+  const metrics = await benchSideBySide(settings.metrics, [3304, 3305]);
   await deleteKeys(redis, `${PREFIX}*`);
   console.log('drain:');
   const drain = await benchDrain(redis);
