@@ -10,7 +10,8 @@
  *     113,000 requests at 2,800/s), checked for exactly the stock issued;
  *  6. Redis bytes per pending request and the peak RSS of every process;
  *  7. the accept endpoint with what guards it (bearer tokens and rate limits) against the same endpoint
- *     without, each request from a distinct user with its own token.
+ *     without, each request from a distinct user with its own token;
+ *  8. the accept endpoint keeping its Prometheus metrics against the same endpoint without.
  *
  * Prints a table with ratios, writes bench/results/<timestamp>.json, and
  * bench/results/latest.{json,svg} for docs/performance.md. Exits 1 only when a
@@ -102,6 +103,14 @@ const settings = {
     /** Tokens minted per saturation run: more than the run can send at this rate. */
     tokensPerSecond: 30_000,
   },
+  /** The accept endpoint (API processes alone, no guards) with its metrics kept and without. */
+  metrics: {
+    off: {
+      name: 'accept, metrics off',
+      env: { METRICS_ENABLED: 'false' } as Record<string, string>,
+    },
+    on: { name: 'accept, metrics on', env: {} as Record<string, string> },
+  },
 };
 
 const targets = {
@@ -116,6 +125,7 @@ const targets = {
   redisBytesPerPending: 300,
   apiRssMb: 200,
   guardedRatio: 0.8,
+  metricsRatio: 0.95,
 };
 
 const databaseUrl = (name: string) => databaseUrlOf(PG_ADMIN_URL, name);
@@ -534,23 +544,31 @@ async function scenarioCeiling(redis: Redis): Promise<ScenarioFigures['ceiling']
   }
 }
 
-interface GuardFigures {
+interface SideBySideFigures {
   off: { name: string; saturationRuns: number[]; saturation: SaturationResult };
   on: { name: string; saturationRuns: number[]; saturation: SaturationResult };
   ratio: number;
 }
 
+/** One side of a side-by-side run: the service's environment for it. */
+interface Side {
+  readonly name: string;
+  readonly env: Record<string, string>;
+}
+
 /**
- * The accept endpoint with its guards on (settings.guards.on) and off, both
- * running, alternating saturation runs so both see the same moments of this
- * shared machine; medians compared. With guards on every request carries its
- * own user's token (minted before the run, one file per run, none reused: a
- * token seen twice would be verified once).
+ * The accept endpoint with one setting's side on and off (the guards, the
+ * metrics), both running, alternating saturation runs so both see the same
+ * moments of this shared machine; medians compared. A side with JWT_SECRET
+ * sends every request with its own user's token (minted before the run, one
+ * file per run, none reused: a token seen twice would be verified once).
  */
-async function benchGuards(): Promise<GuardFigures> {
-  const { off, on, tokensPerSecond } = settings.guards;
+async function benchSideBySide(
+  { off, on }: { off: Side; on: Side },
+  [offPort, onPort]: [number, number],
+): Promise<SideBySideFigures> {
+  const { tokensPerSecond } = settings.guards;
   const { connections, threads, durationSec, warmupSec } = settings.saturation;
-  const [offPort, onPort] = [3304, 3305];
   const offServer = await startService(offPort, { ROLE: 'api', ...off.env });
   const onServer = await startService(onPort, { ROLE: 'api', ...on.env });
   const folder = join(tmpdir(), `cfs-bench-tokens-${RUN}`);
@@ -563,12 +581,12 @@ async function benchGuards(): Promise<GuardFigures> {
     const runs: SaturationResult[][] = [[], []];
     for (let trial = 0; trial <= settings.pairedTrials; trial += 1) {
       const seconds = trial === 0 ? warmupSec : durationSec;
-      for (const [i, guard] of [off, on].entries()) {
+      for (const [i, side] of [off, on].entries()) {
         const label = `${trial === 0 ? 'w' : 't'}${trial}${i}${RUN}`;
         let tokensFile: string | undefined;
-        if (guard.env.JWT_SECRET) {
+        if (side.env.JWT_SECRET) {
           tokensFile = join(folder, `${label}.txt`);
-          await writeTokens(tokensFile, guard.env.JWT_SECRET, label, tokensPerSecond * seconds);
+          await writeTokens(tokensFile, side.env.JWT_SECRET, label, tokensPerSecond * seconds);
         }
         const result = await saturate({
           url: `http://127.0.0.1:${i === 0 ? offPort : onPort}`,
@@ -582,11 +600,11 @@ async function benchGuards(): Promise<GuardFigures> {
         if (tokensFile) rmSync(tokensFile);
         if (result.reused > 0) {
           process.stdout.write(
-            `  ${guard.name}: ${num(result.reused)} requests repeated a user (the tokens ran out): raise settings.guards.tokensPerSecond\n`,
+            `  ${side.name}: ${num(result.reused)} requests repeated a user (the tokens ran out): raise settings.guards.tokensPerSecond\n`,
           );
         }
         // The warm-up run is not counted.
-        if (trial > 0) runs[i]?.push(reportFailures(guard.name, result));
+        if (trial > 0) runs[i]?.push(reportFailures(side.name, result));
       }
       if (trial === 0) {
         process.stdout.write(
@@ -732,7 +750,11 @@ async function main(): Promise<void> {
     await deleteKeys(redis, `${PREFIX}*`);
   }
   console.log('accept endpoint with its guards:');
-  const guards = await benchGuards();
+  const guards = await benchSideBySide(settings.guards, [3304, 3305]);
+  await deleteKeys(redis, `${PREFIX}*`);
+  console.log('accept endpoint with its metrics:');
+  // The guards' ports again, free once their services stopped (3306 is MySQL's).
+  const metrics = await benchSideBySide(settings.metrics, [3304, 3305]);
   await deleteKeys(redis, `${PREFIX}*`);
   console.log('drain:');
   const drain = await benchDrain(redis);
@@ -764,6 +786,7 @@ async function main(): Promise<void> {
       drainToArrayCeiling: drain.drainRps / drain.arrayCeilingRps,
     },
     guards,
+    metrics,
     drain,
     scenario,
     memory: { ...memory, apiPeakRssMb: apiRss },
@@ -788,6 +811,7 @@ async function main(): Promise<void> {
       redisBytesPerPending: { target: targets.redisBytesPerPending, value: memory.bytesPerPending },
       apiRssMb: { target: targets.apiRssMb, value: apiRss },
       guardedRatio: { target: targets.guardedRatio, value: guards.ratio },
+      metricsRatio: { target: targets.metricsRatio, value: metrics.ratio },
     },
   };
 
@@ -813,6 +837,9 @@ async function main(): Promise<void> {
   );
   console.log(
     `guards: ${guards.on.name} ${num(guards.on.saturation.throughputRps)} req/s, ${guards.off.name} ${num(guards.off.saturation.throughputRps)} req/s (medians of ${guards.on.saturationRuns.map(num).join(', ')} and ${guards.off.saturationRuns.map(num).join(', ')}); ratio ${guards.ratio.toFixed(2)} (target ≥ ${targets.guardedRatio})`,
+  );
+  console.log(
+    `metrics: ${metrics.on.name} ${num(metrics.on.saturation.throughputRps)} req/s, ${metrics.off.name} ${num(metrics.off.saturation.throughputRps)} req/s (medians of ${metrics.on.saturationRuns.map(num).join(', ')} and ${metrics.off.saturationRuns.map(num).join(', ')}); ratio ${metrics.ratio.toFixed(2)} (target ≥ ${targets.metricsRatio})`,
   );
   console.log(
     `drain: ${num(drain.drainRps)} decided+persisted/s over ${num(drain.requests)} (${drain.batches} batches); bare ceiling ${num(drain.ceilingRps)}/s; ratio ${r.drainToCeiling.toFixed(2)}`,

@@ -2,7 +2,7 @@ import { throttled } from './infra/throttled-log.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { HealthReport } from './api/app.js';
+import type { ApiMetrics, HealthReport } from './api/app.js';
 import { createTokenVerifier, type TokenVerifier } from './api/token-verifier.js';
 import type { Limiters } from './api/limits.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
@@ -45,6 +45,7 @@ import { PgCouponRepository } from './infra/db/coupon.repository.js';
 import { PgIssueLedger } from './infra/db/issue-ledger.repository.js';
 import { faultPoints } from './infra/fault-points.js';
 import { LifecycleQueue } from './infra/jobs/lifecycle-queue.js';
+import { apiMetrics, PrometheusMetrics } from './infra/metrics/prometheus.js';
 import { nonceSource } from './infra/nonce.js';
 import { connectRedis } from './infra/redis/client.js';
 import { RedisEventControl } from './infra/redis/event-control.store.js';
@@ -109,7 +110,11 @@ export interface Container {
     corsOrigins: readonly string[];
     onLimiterError: (err: unknown) => void;
     accessLog: Config['accessLog'];
+    /** Answers scrapes with this process's metrics alone; main.ts gathers under the supervisor. */
+    metrics?: ApiMetrics;
   };
+  /** This process's metrics; null when METRICS_ENABLED=false. */
+  readonly metrics: PrometheusMetrics | null;
   readonly processNextBatch: ProcessNextBatch;
   readonly recover: RecoverExpiredBatches;
   readonly worker: DrainWorker;
@@ -186,6 +191,20 @@ export async function createContainer(
 
   const loader = new CouponGateLoader({ coupons, gate });
   const control = new RedisEventControl(redis, scripts, keys);
+  const runsWorker = config.role !== 'api';
+  const probeRedis = redis;
+  const metrics = config.metrics
+    ? new PrometheusMetrics({
+        runsWorker,
+        probe: {
+          // The live events are those in the worker's rounds; the real queue, not a test's fake.
+          liveQueues: async () => control.figures(await realQueue.activeCoupons()),
+          redisUp: () => probeRedis.ping().then(() => true),
+          postgresUp: () => pool.query('select 1').then(() => true),
+        },
+      })
+    : null;
+  const batchMetrics = metrics ? { metrics } : {};
   const lifecycleQueue = new LifecycleQueue({
     redisUrl: config.redisUrl,
     keys,
@@ -200,8 +219,14 @@ export async function createContainer(
   const settler: BatchSettler = new BatchSettler({
     queue,
     onGateRebuilt: (id: number): Promise<unknown> => syncCoupon.execute(id),
+    ...batchMetrics,
   });
-  const recover: RecoverExpiredBatches = new RecoverExpiredBatches({ queue, ledger, settler });
+  const recover: RecoverExpiredBatches = new RecoverExpiredBatches({
+    queue,
+    ledger,
+    settler,
+    ...batchMetrics,
+  });
   const syncCoupon = new SyncCoupon({
     coupons,
     gate,
@@ -209,7 +234,14 @@ export async function createContainer(
     recover,
     leaseMs: config.leaseMs,
   });
-  const processNextBatch = new ProcessNextBatch({ queue, ledger, settler, ids, faults });
+  const processNextBatch = new ProcessNextBatch({
+    queue,
+    ledger,
+    settler,
+    ids,
+    faults,
+    ...batchMetrics,
+  });
   const worker = new DrainWorker({
     queue,
     processNextBatch,
@@ -217,6 +249,7 @@ export async function createContainer(
     restoreGates: new RestoreGates({ coupons, maintenance, loader, sync: syncCoupon, logger }),
     reactivate: new ReactivateLiveCoupons({ coupons, queue }),
     logger,
+    ...batchMetrics,
     settings: {
       batchSize: config.batchSize,
       batchCron: config.batchCron,
@@ -263,7 +296,6 @@ export async function createContainer(
   });
   const connectedRedis = redis;
   const connectedWorkerRedis = workerRedis;
-  const runsWorker = config.role !== 'api';
   const heartbeats = new RedisHeartbeats(scripts, keys);
   const heartbeat = new WorkerHeartbeat(
     new RedisHeartbeats(workerScripts, keys),
@@ -336,7 +368,9 @@ export async function createContainer(
       corsOrigins: config.corsOrigins,
       onLimiterError: throttledUnknown(logger, 'rate limit not checked: request let through'),
       accessLog: config.accessLog,
+      ...(metrics && config.metrics ? { metrics: apiMetrics(metrics, config.metrics.token) } : {}),
     },
+    metrics,
     processNextBatch,
     recover,
     worker,

@@ -2,12 +2,16 @@ import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { getPriority, setPriority } from 'node:os';
 import { createApp } from './api/app.js';
+import { createMetricsApp } from './api/metrics-app.js';
 import { listen, stopServing } from './api/server.js';
 import { createContainer } from './container.js';
 import { ConfigError, loadConfig, type Config } from './infra/config.js';
 import { migrateDatabase } from './infra/db/migrate.js';
 import { loadEnvFile } from './infra/env-file.js';
 import { createLogger, type AppLogger } from './infra/logger.js';
+import { answerCollects, gatherThroughSupervisor } from './infra/metrics/cluster.js';
+import { apiMetrics } from './infra/metrics/prometheus.js';
+import { throttled } from './infra/throttled-log.js';
 import { StartupError } from './infra/startup-error.js';
 import { Shutdown } from './shutdown.js';
 import { runSupervisor, type ChildMessage } from './supervisor.js';
@@ -65,13 +69,39 @@ async function main(): Promise<void> {
 
 async function serve(config: Config, logger: AppLogger, shutdown: Shutdown): Promise<void> {
   const container = await createContainer(config, logger);
+  const metrics = container.metrics;
+  // Under the supervisor a scrape of any API process answers for every process.
+  if (cluster.isWorker && metrics) answerCollects(() => metrics.own());
+  const api =
+    cluster.isWorker && metrics && config.metrics
+      ? {
+          ...container.api,
+          metrics: apiMetrics(metrics, config.metrics.token, {
+            processes: gatherThroughSupervisor,
+            onError: throttled(logger, 'metrics of the other processes not gathered'),
+          }),
+        }
+      : container.api;
   let server: Server | undefined;
   if (config.role !== 'worker') {
-    server = await listen(createApp(container.api), config.port, config.host, config.http);
+    server = await listen(createApp(api), config.port, config.host, config.http);
     const address = server.address();
     logger.info('listening', {
       host: config.host,
       port: typeof address === 'object' && address ? address.port : config.port,
+    });
+  } else if (cluster.isPrimary && api.metrics && config.metrics?.workerPort != null) {
+    // A worker on its own has no API to answer scrapes: it serves /metrics alone.
+    server = await listen(
+      createMetricsApp(api.metrics, logger),
+      config.metrics.workerPort,
+      config.host,
+      config.http,
+    );
+    const address = server.address();
+    logger.info('serving metrics', {
+      host: config.host,
+      port: typeof address === 'object' && address ? address.port : config.metrics.workerPort,
     });
   }
   if (config.role !== 'api') {

@@ -1,9 +1,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './domain/ports.js';
 import type { Config } from './infra/config.js';
+import { handleGather, type MetricsMessage } from './infra/metrics/cluster.js';
 import type { Shutdown, StopMessage } from './shutdown.js';
 
-export type ChildMessage = { readonly type: 'ready' } | StopMessage;
+export type ChildMessage = { readonly type: 'ready' } | StopMessage | MetricsMessage;
 
 const RESTART_DELAY_MS = 1_000;
 
@@ -18,6 +19,9 @@ const RESTART_DELAY_MS = 1_000;
  * child, or the supervisor's parent going away, sends SIGTERM to every child
  * and waits for them; at SHUTDOWN_TIMEOUT_MS whatever still runs is killed.
  * A child whose supervisor is gone exits at once (node:cluster's own rule).
+ *
+ * It also relays metrics: an API process answering GET /metrics gets every
+ * ready child's metrics through it (infra/metrics/cluster.ts).
  */
 export function runSupervisor(config: Config, logger: Logger, shutdown: Shutdown): void {
   const roles = new Map<Worker, 'api' | 'worker'>();
@@ -29,6 +33,8 @@ export function runSupervisor(config: Config, logger: Logger, shutdown: Shutdown
     roles.set(child, role);
     child.on('message', (message: ChildMessage) => {
       if (message?.type === 'stop') shutdown.request(message.reason);
+      // GET /metrics in an API process: every ready process's metrics, aggregated there.
+      if (handleGather(child, message, () => ready)) return;
       if (message?.type !== 'ready') return;
       ready.add(child);
       if (ready.size === roles.size) {

@@ -17,6 +17,7 @@ import { accessLog, type AccessLogSettings } from './access-log.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
 import { createIdentity } from './identity.js';
 import { createLimits, type Limiters, type Limits } from './limits.js';
+import { metricsEndpoint, metricsOff, observeRequests, type HttpMetrics } from './metrics.js';
 import { errorHandler } from './problem.js';
 import { requestId } from './request-id.js';
 import { answerOptions, corsFor, securityHeaders } from './security.js';
@@ -86,6 +87,16 @@ export interface ApiDeps {
   readonly onLimiterError?: (err: unknown) => void;
   /** Which answered requests get an access line; absent: none. */
   readonly accessLog?: AccessLogSettings;
+  /** Prometheus metrics; absent: none kept, and GET /metrics answers 404. */
+  readonly metrics?: ApiMetrics;
+}
+
+export interface ApiMetrics extends HttpMetrics {
+  /** Bearer token GET /metrics requires; null: open. */
+  readonly token: string | null;
+  readonly contentType: string;
+  /** The text a scrape gets. */
+  render(): Promise<string>;
 }
 
 const isSubmitPath = matcher(ROUTES.submitIssueRequest.path);
@@ -117,6 +128,8 @@ export function createApp(deps: ApiDeps): Express {
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
   app.set('trust proxy', deps.trustProxy ?? false);
+  // First, so that every answer is timed and counted, refusals included.
+  if (deps.metrics) app.use(observeRequests(deps.metrics));
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
   const limits = limitsFor(deps);
@@ -127,7 +140,8 @@ export function createApp(deps: ApiDeps): Express {
     // Every failed authentication counts against the client's address.
     ...(limits ? { onAuthFailure: limits.authFailure } : {}),
   });
-  // First: every answer from here on, a refusal included, names its request.
+  // Before every other middleware: every answer from here on, a refusal included, names its
+  // request.
   app.use(requestId);
   const access = deps.accessLog && accessLog(deps.accessLog, deps.logger);
   if (access) app.use(access);
@@ -136,6 +150,8 @@ export function createApp(deps: ApiDeps): Express {
   const allowOrigins = corsFor(deps.corsOrigins ?? []);
   if (allowOrigins) app.use(allowOrigins);
   app.use(answerOptions);
+  // Before the limits: Prometheus scrapes from one address, and must not be refused.
+  serve(app, ROUTES.metrics, deps.metrics ? metricsEndpoint(deps.metrics) : metricsOff);
   if (limits) app.use(limits.ipLimit);
 
   // The accept and status endpoints take nearly all the traffic: they are matched first.
@@ -150,6 +166,7 @@ export function createApp(deps: ApiDeps): Express {
           chargeUnadmitted: limits.chargeUnadmitted,
         }
       : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
   app.use(couponRoutes({ ...deps, jsonBody, operator: identity.operator }));
   // No probe answer is cached: securityHeaders() sets `Cache-Control: no-store` on every answer.

@@ -143,6 +143,13 @@ export function writeProblem(res: ServerResponse, code: ProblemCode, detail: str
   res.end(body);
 }
 
+const PROBLEM_CODE = 'problemCode';
+
+/** The code of the problem this response answered with, if it did (for metrics). */
+export function problemCodeOf(res: Response): ProblemCode | undefined {
+  return res.locals[PROBLEM_CODE] as ProblemCode | undefined;
+}
+
 export function sendProblem(
   res: Response,
   code: ProblemCode,
@@ -150,6 +157,7 @@ export function sendProblem(
   extra: { errors?: readonly FieldIssue[] } = {},
 ): void {
   const status = STATUS[code];
+  res.locals[PROBLEM_CODE] = code;
   if (code === 'DEPENDENCY_UNAVAILABLE') res.setHeader('Retry-After', '1');
   // RFC 6750 §3: no error code when no credentials came, `invalid_token` for bad ones.
   if (code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer');

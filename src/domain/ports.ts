@@ -365,6 +365,47 @@ export interface FaultPoints {
 
 export const NO_FAULTS: FaultPoints = { reach: async () => undefined };
 
+/**
+ * How the service answered one issue request at accept time: `accepted` (queued),
+ * `repeat` (the user's pending request given back), the refusals by reason, and
+ * `unavailable` (a store down or the gate not loadable) or `error` (a bug).
+ */
+export type AcceptOutcome =
+  | 'accepted'
+  | 'repeat'
+  | 'sold_out'
+  | 'already_issued'
+  | 'not_open'
+  | 'paused'
+  | 'not_found'
+  | 'rate_limited'
+  | 'invalid'
+  | 'unauthorized'
+  | 'unavailable'
+  | 'error';
+
+/**
+ * What the worker side reports for monitoring (Prometheus in production).
+ * Calls are cheap and never fail; NO_METRICS does nothing.
+ */
+export interface Metrics {
+  /** A batch PostgreSQL holds, by final outcome (after its corrections). */
+  decided(outcomes: Readonly<Record<Outcome, number>>): void;
+  /** A batch undone in Redis and put back in the queue. */
+  compensated(): void;
+  /** A batch whose lease expired, settled by recovery. */
+  recovered(): void;
+  /** A batch commit PostgreSQL failed (written or not). */
+  commitFailed(): void;
+}
+
+export const NO_METRICS: Metrics = {
+  decided: () => undefined,
+  compensated: () => undefined,
+  recovered: () => undefined,
+  commitFailed: () => undefined,
+};
+
 export interface IdGenerator {
   nonce(): string;
   batchId(): string;

@@ -143,13 +143,22 @@ const schema = z
         'must be comma-separated origins such as https://shop.example.com',
       )
       .default(''),
+    /** `false`: no metrics are kept and GET /metrics answers 404. */
+    METRICS_ENABLED: z.enum(['true', 'false']).default('true'),
+    /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open. */
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    /**
+     * A process run alone with ROLE=worker serves GET /metrics on this port (it has no API);
+     * unset, it serves nothing. Ignored in every other layout.
+     */
+    WORKER_METRICS_PORT: integer(0, 65535).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.ADMIN_TOKEN) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_TOKEN'], message: 'is required in production' });
     } else if (!env.ADMIN_TOKEN && env.ROLE !== 'worker' && !isLoopback(env.HOST)) {
       // Anyone who can reach the port could open events and close them with a token
-      // printed in the README. A worker process listens on nothing, so it is left alone.
+      // printed in the README. A worker process serves no API (at most /metrics): left alone.
       ctx.addIssue({
         code: 'custom',
         path: ['ADMIN_TOKEN'],
@@ -248,6 +257,8 @@ export interface Config {
   /** Express `trust proxy`: false, a hop count, or addresses and CIDRs. */
   readonly trustProxy: boolean | number | readonly string[];
   readonly corsOrigins: readonly string[];
+  /** Prometheus metrics at GET /metrics; null when METRICS_ENABLED=false. */
+  readonly metrics: { readonly token: string | null; readonly workerPort: number | null } | null;
 }
 
 export interface IdentityConfig {
@@ -434,5 +445,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : {}),
     trustProxy: parseTrustProxy(e.TRUST_PROXY) as boolean | number | string[],
     corsOrigins: parseOrigins(e.CORS_ORIGINS) as string[],
+    metrics:
+      e.METRICS_ENABLED === 'true'
+        ? { token: e.METRICS_TOKEN ?? null, workerPort: e.WORKER_METRICS_PORT ?? null }
+        : null,
   };
 }

@@ -20,6 +20,13 @@ export interface DrainSettings {
   readonly lanes?: number;
 }
 
+/** What the worker reports for monitoring, besides what the use cases report. */
+export interface WorkerMetrics {
+  batch(size: number, seconds: number): void;
+  /** A pass over the queues began (Unix milliseconds). */
+  workerTick(nowMs: number): void;
+}
+
 export type WorkerState = 'idle' | 'draining' | 'backing-off' | 'stopped';
 
 const MAINTENANCE_EVERY_MS = 1_000;
@@ -72,6 +79,7 @@ export class DrainWorker {
       logger: Logger;
       settings: DrainSettings;
       now?: () => number;
+      metrics?: WorkerMetrics;
     },
   ) {}
 
@@ -128,11 +136,13 @@ export class DrainWorker {
     const { batchSize, leaseMs } = this.deps.settings;
     let settled = 0;
     let full = false;
+    this.deps.metrics?.workerTick(this.now());
     for (const couponId of await this.deps.queue.activeCoupons()) {
       if (this.stopping) break;
       const started = performance.now();
       const report = await this.deps.processNextBatch.execute(couponId, batchSize, leaseMs);
       if (!report) continue;
+      this.deps.metrics?.batch(report.size, (performance.now() - started) / 1000);
       if (report.settlement === 'compensated' || report.settlement === 'leased') {
         throw new BatchNotCommitted(report);
       }

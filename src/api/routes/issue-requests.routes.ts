@@ -3,6 +3,7 @@ import type { GetIssueRequest } from '../../domain/use-cases/get-issue-request.j
 import type { Admission, SubmitIssueRequest } from '../../domain/use-cases/submit-issue-request.js';
 import { callerOf, type Identity } from '../identity.js';
 import type { UserLimitKind } from '../limits.js';
+import type { HttpMetrics } from '../metrics.js';
 import { presentIssueRequest } from '../presenters.js';
 import { sendProblem } from '../problem.js';
 import { sendJson } from '../respond.js';
@@ -34,6 +35,8 @@ export function issueRequestRoutes(
     admission?: (res: Response) => Admission | undefined;
     /** Takes the counts of a request answered before the accept script (see limits.ts). */
     chargeUnadmitted?: (res: Response) => void;
+    /** Counts the queued requests; refusals are counted from their answers (see metrics.ts). */
+    metrics?: Pick<HttpMetrics, 'accepted'>;
   },
 ): void {
   const acceptLimit = deps.userLimit ? [deps.userLimit('accept')] : [];
@@ -72,6 +75,7 @@ export function issueRequestRoutes(
         userId,
         deps.admission?.(res),
       );
+      deps.metrics?.accepted(submitted.created ? 'accepted' : 'repeat');
       sendJson(
         res,
         202,

@@ -220,4 +220,13 @@ export const ROUTE_DOCS = {
     },
     problems: [404],
   },
+  metrics: {
+    summary:
+      'Prometheus metrics of every process of the service (Bearer METRICS_TOKEN when set; never rate limited)',
+    tag: 'probes',
+    responses: {
+      200: { description: 'Prometheus text format 0.0.4', type: 'text/plain; version=0.0.4' },
+    },
+    problems: [401, 404],
+  },
 } as const satisfies Record<RouteName, RouteDoc>;

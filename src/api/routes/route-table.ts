@@ -37,6 +37,7 @@ export const ROUTES = {
   docsAsset: { method: 'GET', path: '/docs/assets/:file' },
   dashboard: { method: 'GET', path: '/dashboard' },
   dashboardAsset: { method: 'GET', path: '/dashboard/assets/:file' },
+  metrics: { method: 'GET', path: '/metrics' },
 } as const satisfies Record<string, Route>;
 
 export type RouteName = keyof typeof ROUTES;

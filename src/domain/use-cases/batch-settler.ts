@@ -1,5 +1,12 @@
 import { formatRequestId, type Outcome } from '../issue-request.js';
-import type { CommitResult, Correction, DecidedBatch, IssueQueue } from '../ports.js';
+import {
+  NO_METRICS,
+  type CommitResult,
+  type Correction,
+  type DecidedBatch,
+  type IssueQueue,
+  type Metrics,
+} from '../ports.js';
 
 /**
  * How a batch ended:
@@ -33,8 +40,13 @@ export class BatchSettler {
       queue: IssueQueue;
       /** Called when Redis lost its data since the batch was taken: the gate must be synced. */
       onGateRebuilt: (couponId: number) => Promise<unknown>;
+      metrics?: Metrics;
     },
   ) {}
+
+  private get metrics(): Metrics {
+    return this.deps.metrics ?? NO_METRICS;
+  }
 
   async apply(batch: DecidedBatch, result: CommitResult): Promise<BatchReport> {
     if (result.kind === 'abandoned') return this.compensate(batch);
@@ -46,7 +58,9 @@ export class BatchSettler {
     } catch (err) {
       return batchReport(batch, 'leased', corrections, err);
     }
-    return batchReport(batch, 'committed', corrections);
+    const report = batchReport(batch, 'committed', corrections);
+    this.metrics.decided(report.outcomes);
+    return report;
   }
 
   async compensate(batch: DecidedBatch, cause?: unknown): Promise<BatchReport> {
@@ -59,6 +73,7 @@ export class BatchSettler {
     } catch (err) {
       return batchReport(batch, 'leased', [], err);
     }
+    this.metrics.compensated();
     return batchReport(batch, 'compensated', [], cause);
   }
 }

@@ -7,6 +7,7 @@ import {
   type IdGenerator,
   type IssueLedger,
   type IssueQueue,
+  type Metrics,
 } from '../ports.js';
 import { batchReport, type BatchReport, type BatchSettler } from './batch-settler.js';
 
@@ -21,6 +22,7 @@ export class ProcessNextBatch {
       settler: BatchSettler;
       ids: IdGenerator;
       faults?: FaultPoints;
+      metrics?: Metrics;
     },
   ) {}
 
@@ -57,6 +59,7 @@ export class ProcessNextBatch {
       try {
         result = await this.deps.ledger.commit(batch);
       } catch (commitError) {
+        this.deps.metrics?.commitFailed();
         if (commitError instanceof BatchNotWrittenError) {
           return await this.deps.settler.compensate(batch, commitError);
         }

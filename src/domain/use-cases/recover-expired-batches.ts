@@ -1,4 +1,4 @@
-import type { IssueLedger, IssueQueue } from '../ports.js';
+import type { IssueLedger, IssueQueue, Metrics } from '../ports.js';
 import { batchReport, type BatchReport, type BatchSettler } from './batch-settler.js';
 
 const CLAIM_LIMIT = 20;
@@ -10,7 +10,12 @@ const CLAIM_LIMIT = 20;
  */
 export class RecoverExpiredBatches {
   constructor(
-    private readonly deps: { queue: IssueQueue; ledger: IssueLedger; settler: BatchSettler },
+    private readonly deps: {
+      queue: IssueQueue;
+      ledger: IssueLedger;
+      settler: BatchSettler;
+      metrics?: Metrics;
+    },
   ) {}
 
   async execute(couponIds: readonly number[], leaseMs: number): Promise<BatchReport[]> {
@@ -18,6 +23,7 @@ export class RecoverExpiredBatches {
     for (const couponId of couponIds) {
       const batches = await this.deps.queue.claimExpired(couponId, leaseMs, CLAIM_LIMIT);
       for (const batch of batches) {
+        this.deps.metrics?.recovered();
         try {
           reports.push(await this.deps.settler.apply(batch, await this.deps.ledger.settle(batch)));
         } catch (err) {
