@@ -108,7 +108,8 @@ async function serve(config: Config, logger: AppLogger, shutdown: Shutdown): Pro
     const nice = config.role === 'worker' ? lowerPriority(config.workerNice, logger) : 0;
     container.worker.start();
     container.heartbeat.start();
-    void container.lifecycle.start();
+    // A worker may be set to only drain (LIFECYCLE_JOBS=false): others run the jobs.
+    if (config.lifecycleJobs) void container.lifecycle.start();
     logger.info('batch worker started', {
       nice,
       batchSize: config.batchSize,

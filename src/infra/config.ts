@@ -85,6 +85,8 @@ const schema = z
     FAULT_POINTS: z.string().default(''),
     /** `refuse` (default in production) or `warn` when Redis may evict keys. */
     REDIS_EVICTION_CHECK: z.enum(['refuse', 'warn']).optional(),
+    /** Whether this worker process runs the event lifecycle jobs (at least one worker must). */
+    LIFECYCLE_JOBS: z.enum(['true', 'false']).default('true'),
     /** How often the worker's reconcile job checks every live event against PostgreSQL. */
     RECONCILE_EVERY_MS: integer(500, 86_400_000).default(60_000),
     /**
@@ -248,6 +250,8 @@ export interface Config {
   readonly workerHeartbeatStaleMs: number;
   readonly faultPoints: ReadonlyMap<FaultPoint, FaultAction>;
   readonly redisEvictionCheck: 'refuse' | 'warn';
+  /** Whether a worker process runs the event lifecycle jobs (BullMQ). */
+  readonly lifecycleJobs: boolean;
   readonly reconcileEveryMs: number;
   readonly keyExpiryAfterEndMs: number;
   /** How users' bearer tokens are verified; null: no identity, the user is the body's userId. */
@@ -415,6 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? (parseFaultPoints(e.FAULT_POINTS) as Map<FaultPoint, FaultAction>)
       : new Map(),
     redisEvictionCheck: e.REDIS_EVICTION_CHECK ?? (e.NODE_ENV === 'production' ? 'refuse' : 'warn'),
+    lifecycleJobs: e.LIFECYCLE_JOBS === 'true',
     reconcileEveryMs: e.RECONCILE_EVERY_MS,
     keyExpiryAfterEndMs: e.KEY_EXPIRY_AFTER_END_MS,
     identity:

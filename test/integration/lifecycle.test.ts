@@ -387,6 +387,48 @@ describe('event lifecycle jobs (real Redis, PostgreSQL and BullMQ)', function ()
       expect(stored.closedAt?.getTime()).to.equal(stored.endsAt?.getTime());
     });
 
+    it('when a worker is set to only drain (LIFECYCLE_JOBS=false), then it runs no lifecycle job: another worker opens the event, and the drain-only one still decides its requests', async () => {
+      const drainOnly = await fleet.start({
+        role: 'worker',
+        name: 'drain-only',
+        env: { LIFECYCLE_JOBS: 'false' },
+      });
+      const couponId = await createCoupon(h.baseUrl, {
+        name: 'Drain only',
+        totalQuantity: 10,
+        startsAt: inMs(500),
+        endsAt: inMs(600_000),
+      });
+      await sleep(1_500);
+      // Due a second ago and nobody to run it: the open job still waits.
+      expect(
+        await jobState(
+          h,
+          jobId('open', couponId, (await findCoupon(h, couponId)).startsAt!.getTime()),
+        ),
+      ).to.equal('delayed');
+      const jobs = await fleet.start({ role: 'worker', name: 'jobs' });
+      await jobs.waitForMessage('event opened', { couponId }, { timeoutMs: 30_000 });
+      jobs.signal('SIGTERM');
+      await jobs.waitForExit();
+      const accepted = await requestIssue(h.baseUrl, couponId, 'drained');
+      expect(accepted.status).to.equal(202);
+      await eventually('the drain-only worker to decide the request', async () =>
+        drainOnly.find(message('batch', { couponId })).length > 0 ? true : undefined,
+      );
+
+      expect(drainOnly.find(message('lifecycle jobs started'))).to.deep.equal([]);
+      expect(drainOnly.find(message('event opened'))).to.deep.equal([]);
+      expect(
+        (
+          await h.container.pool.query(
+            "SELECT count(*)::int AS n FROM issued_coupons WHERE coupon_id = $1 AND user_id = 'drained'",
+            [couponId],
+          )
+        ).rows[0]?.n,
+      ).to.equal(1);
+    });
+
     it('when the worker restarts between scheduling and firing, then the event still opens, once', async () => {
       const first = await fleet.start({ role: 'worker', name: 'before-restart' });
       await lifecycleReady(first);

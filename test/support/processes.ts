@@ -74,6 +74,8 @@ export interface Deployment {
   readonly redisUrl: string;
   readonly prefix: string;
   readonly adminToken: string;
+  /** Settings every process of the fleet gets (a spawn's own `env` wins). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The deployment of an in-process harness, so spawned processes share its database and keys. */
@@ -468,6 +470,7 @@ export class ProcessFleet {
       LOG_LEVEL: options.logLevel ?? 'info',
       // Fault tests send thousands of requests from one address: limits are tested on their own.
       RATE_LIMIT_ENABLED: 'false',
+      ...this.deployment.env,
       ...options.env,
     };
     const [command, args] = COMMANDS[options.launch ?? 'tsx'];
