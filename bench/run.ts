@@ -156,6 +156,8 @@ interface OpenLoopResult {
   sent: number;
   completed: number;
   errors: number;
+  /** Answers on a connection with no request in flight (an overloaded server's late 408). */
+  unsolicited?: number;
   statuses: Record<string, number>;
   achievedRps: number;
   lastDueEpochMs: number;
@@ -226,6 +228,11 @@ async function measureAccept(
     connections: settings.fixedRate.connections,
     userPrefix: `f${RUN}`,
   });
+  if (fixedRate.errors + (fixedRate.unsolicited ?? 0) > 0) {
+    process.stdout.write(
+      `  ${name}: ${num(fixedRate.errors)} requests failed and ${num(fixedRate.unsolicited ?? 0)} answers came with no request in flight in the fixed-rate run\n`,
+    );
+  }
   return {
     name,
     saturation,

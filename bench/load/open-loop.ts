@@ -35,6 +35,8 @@ let due = 0; // requests whose time has come
 let sent = 0; // requests written to a connection (in index order)
 let completed = 0;
 let errors = 0;
+/** Answers that came on a connection with no request in flight. */
+let unsolicited = 0;
 let lastDue = 0;
 const dueAt = (i: number) => startedAt + (i * 1000) / input.rate;
 
@@ -90,8 +92,16 @@ function onData(conn: Connection, chunk: Buffer): void {
     if (headEnd < 0) return;
     const head = buffer.toString('latin1', 0, headEnd);
     const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-    if (!length || conn.inFlight < 0) {
+    if (!length) {
       throw new Error(`unexpected response on a bench connection: ${JSON.stringify(head)}`);
+    }
+    if (conn.inFlight < 0) {
+      // An answer to no request: an overloaded server's 408 after the request's own answer.
+      // The server closes the connection; a new one takes its place (see open()).
+      unsolicited += 1;
+      conn.buffer = undefined;
+      conn.socket.destroy();
+      return;
     }
     const end: number = headEnd + 4 + Number(length[1]);
     if (buffer.length < end) return;
@@ -174,6 +184,7 @@ console.log(
     sent: sent - warmupCount,
     completed: completed - warmupCount,
     errors,
+    unsolicited,
     statuses,
     offeredRps: input.rate,
     achievedRps: Math.round((completed - warmupCount) / elapsedSec),
