@@ -5,35 +5,12 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { ADMIN_TOKEN, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { couponState } from '../support/state.js';
+import { eventually, sleep } from '../support/eventually.js';
 
 /** Debian's Chromium (the package `chromium`), driven by playwright-core: no browser download. */
 const CHROMIUM = '/usr/bin/chromium';
 /** Set to a path (docs/images/dashboard.png) to save a screenshot of the page while it shows a run. */
 const SCREENSHOT = process.env.DASHBOARD_SCREENSHOT;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns a value other than undefined, or fails after `ms` saying `what`. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
-    }
-    await sleep(50);
-  }
-}
 
 interface Load {
   /** Users whose request was accepted, with its request id. */

@@ -7,30 +7,7 @@ import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { deploymentOf, message, ProcessFleet } from '../support/processes.js';
 import { couponState, expectNoStrayExpiry } from '../support/state.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until the check returns a value other than undefined. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
-    }
-    await sleep(50);
-  }
-}
+import { eventually, sleep } from '../support/eventually.js';
 
 const inMs = (ms: number) => new Date(Date.now() + ms).toISOString();
 

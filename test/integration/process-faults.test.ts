@@ -4,6 +4,7 @@ import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { deploymentOf, message, ProcessFleet } from '../support/processes.js';
 import { couponState, expectNoStrayExpiry, snapshot, type CouponState } from '../support/state.js';
+import { eventually } from '../support/eventually.js';
 
 /**
  * Real worker and API processes (`node --import tsx src/main.ts`) killed,
@@ -40,30 +41,6 @@ interface RequestRow {
   readonly reason: string | null;
   readonly issueId: number | null;
   readonly decidedAt: string;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until the check returns a value other than undefined. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
-    }
-    await sleep(50);
-  }
 }
 
 /** Submits one request per user, one after another, so arrival order is the order given. */
