@@ -17,10 +17,10 @@ import { accessLog, type AccessLogSettings } from './access-log.js';
 import { BODY_LIMIT_BYTES, jsonBody as readJsonBody } from './json-body.js';
 import { createIdentity } from './identity.js';
 import { createLimits, type Limiters, type Limits } from './limits.js';
-import { metricsEndpoint, metricsOff, observeRequests, type HttpMetrics } from './metrics.js';
+import { metricsEndpoint, metricsOff, requestObserver, type HttpMetrics } from './metrics.js';
 import { errorHandler } from './problem.js';
-import { requestId } from './request-id.js';
-import { answerOptions, corsFor, securityHeaders } from './security.js';
+import { nameRequest } from './request-id.js';
+import { answerOptions, corsFor, securityHeaderSetter } from './security.js';
 import { couponRoutes } from './routes/coupons.routes.js';
 import { dashboardRoutes } from './routes/dashboard.routes.js';
 import { docsRoutes } from './routes/docs.routes.js';
@@ -128,8 +128,6 @@ export function createApp(deps: ApiDeps): Express {
   // One spelling per route: /coupons/1/SYNC is not /coupons/1/sync.
   app.set('case sensitive routing', true);
   app.set('trust proxy', deps.trustProxy ?? false);
-  // First, so that every answer is timed and counted, refusals included.
-  if (deps.metrics) app.use(observeRequests(deps.metrics));
 
   const jsonBody = readJsonBody(BODY_LIMIT_BYTES);
   const limits = limitsFor(deps);
@@ -140,12 +138,19 @@ export function createApp(deps: ApiDeps): Express {
     // Every failed authentication counts against the client's address.
     ...(limits ? { onAuthFailure: limits.authFailure } : {}),
   });
-  // Before every other middleware: every answer from here on, a refusal included, names its
-  // request.
-  app.use(requestId);
+  // Before every other middleware, in one layer (each router layer is a dispatch per
+  // request): the metrics clock, so that every answer is timed and counted, refusals
+  // included; the request's id, so that every answer names it; the security headers.
+  const observe = deps.metrics ? requestObserver(deps.metrics) : undefined;
+  const secure = securityHeaderSetter();
+  app.use((req, res, next) => {
+    observe?.(req, res);
+    nameRequest(req, res);
+    secure(res);
+    next();
+  });
   const access = deps.accessLog && accessLog(deps.accessLog, deps.logger);
   if (access) app.use(access);
-  app.use(securityHeaders());
   // Before the limits: a refused request still carries CORS headers the page can read.
   const allowOrigins = corsFor(deps.corsOrigins ?? []);
   if (allowOrigins) app.use(allowOrigins);

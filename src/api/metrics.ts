@@ -62,24 +62,31 @@ function routeOf(req: Request): string {
   return typeof path === 'string' ? path : patternOf(req.method, req.path);
 }
 
+// Where a request's start is kept until its answer is finished.
+const STARTED = 'metricsStartedAt';
+
 /**
  * Times every request from here to its answer (one `finish` listener) under
  * its route-table pattern, never the raw path, so the label set stays bounded;
  * and counts the refused issue requests by outcome (the accept handler counts
- * the ones it queued: only it knows a repeat from a new one).
+ * the ones it queued: only it knows a repeat from a new one). A plain call, for
+ * the app's first middleware: one listener function shared by every request (no
+ * closure per request), the start kept on `res.locals`.
  */
-export function observeRequests(metrics: HttpMetrics): RequestHandler {
-  return (req, res, next) => {
-    const started = performance.now();
-    res.once('finish', () => {
-      const route = routeOf(req);
-      const status = res.statusCode;
-      metrics.request(route, req.method, status, (performance.now() - started) / 1000);
-      if (status >= 300 && route === ACCEPT.path && req.method === ACCEPT.method) {
-        metrics.accepted(refusalOutcome(problemCodeOf(res)));
-      }
-    });
-    next();
+export function requestObserver(metrics: HttpMetrics): (req: Request, res: Response) => void {
+  function onFinish(this: Response): void {
+    const req = this.req;
+    const route = routeOf(req);
+    const status = this.statusCode;
+    const started = this.locals[STARTED] as number;
+    metrics.request(route, req.method, status, (performance.now() - started) / 1000);
+    if (status >= 300 && route === ACCEPT.path && req.method === ACCEPT.method) {
+      metrics.accepted(refusalOutcome(problemCodeOf(this)));
+    }
+  }
+  return (_req, res) => {
+    res.locals[STARTED] = performance.now();
+    res.on('finish', onFinish);
   };
 }
 

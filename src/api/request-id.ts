@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { RequestHandler, Response } from 'express';
+import type { Response } from 'express';
 import type { Logger } from '../domain/ports.js';
 
 /** The header that names an HTTP request, taken from the client or a proxy, echoed on the answer. */
@@ -38,15 +38,14 @@ export const newRequestId = (): string => randomUUID();
  */
 export const HTTP_REQUEST_ID = 'httpRequestId';
 
-/** The first middleware: names the request and puts the name on whatever answer it gets. */
-export const requestId: RequestHandler = (req, res, next) => {
+/** Names the request and puts the name on whatever answer it gets. */
+export function nameRequest(req: IncomingMessage, res: Response): void {
   const id = requestIdOf(req);
   res.locals.httpRequestId = id;
   res.setHeader(REQUEST_ID_HEADER, id);
-  next();
-};
+}
 
-/** The id requestId() gave this request (undefined before it ran). */
+/** The id nameRequest() gave this request (undefined before it ran). */
 export function httpRequestIdOf(res: Response): string | undefined {
   return res.locals.httpRequestId as string | undefined;
 }

@@ -1,5 +1,5 @@
 import cors from 'cors';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 import { allowedMethods } from './routes/route-table.js';
 
@@ -11,6 +11,15 @@ import { allowedMethods } from './routes/route-table.js';
  * /docs page sets its own, wider policy (see docs.routes.ts).
  */
 export function securityHeaders(): RequestHandler {
+  const set = securityHeaderSetter();
+  return (_req, res, next) => {
+    set(res);
+    next();
+  };
+}
+
+/** What securityHeaders() sets, as a plain call for a middleware that does several things. */
+export function securityHeaderSetter(): (res: Response) => void {
   const headers = helmetHeaders(
     helmet({
       contentSecurityPolicy: {
@@ -19,10 +28,9 @@ export function securityHeaders(): RequestHandler {
       },
     }),
   );
-  return (_req, res, next) => {
+  return (res) => {
     res.setHeader('Cache-Control', 'no-store');
     for (const [name, value] of headers) res.setHeader(name, value);
-    next();
   };
 }
 
