@@ -1,36 +1,15 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { USER_ID_PATTERN } from '../domain/issue-request.js';
-import type { QuotaReading } from '../domain/ports.js';
+import type { LimitState, QuotaReading, RateLimiter } from '../domain/ports.js';
 import type { Admission } from '../domain/use-cases/submit-issue-request.js';
 import { sendProblem } from './problem.js';
 
-/** One check of a limit, as the Redis-backed limiter reports it. */
-export interface LimitState {
-  readonly allowed: boolean;
-  readonly limit: number;
-  readonly windowS: number;
-  readonly remaining: number;
-  readonly resetMs: number;
-}
-
-export interface Limiter {
-  /** The limit's name: its counters' keys are `<prefix>rl:<name>:<key>`. */
-  readonly name: string;
-  readonly limit: number;
-  readonly windowS: number;
-  consume(key: string): Promise<LimitState>;
-  /** How long this process refuses `key` without asking Redis; 0 when it does not. */
-  blockedMs(key: string): number;
-  /** Refuse `key` in this process for `ms`: a count taken elsewhere found it over. */
-  block(key: string, ms: number): void;
-}
-
 /** The limits in force; an absent one is off. */
 export interface Limiters {
-  readonly ip?: Limiter;
-  readonly accept?: Limiter;
-  readonly status?: Limiter;
-  readonly authFailure?: Limiter;
+  readonly ip?: RateLimiter;
+  readonly accept?: RateLimiter;
+  readonly status?: RateLimiter;
+  readonly authFailure?: RateLimiter;
 }
 
 export type UserLimitKind = 'accept' | 'status';
@@ -80,7 +59,7 @@ const OWED = 'rateLimitOwed';
 
 /** One count a request is owed: which limit, and whom it counts. */
 interface Owed {
-  readonly limiter: Limiter;
+  readonly limiter: RateLimiter;
   readonly subject: string;
   readonly refusal: string;
 }

@@ -26,6 +26,33 @@ export interface QuotaReading {
   readonly resetMs: number;
 }
 
+/** What one check of a rate limit found. */
+export interface LimitState {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly windowS: number;
+  readonly remaining: number;
+  /** Until the window ends and the count starts again. */
+  readonly resetMs: number;
+}
+
+/**
+ * A rate limit (the API's; Redis behind it). The accept script counts its
+ * admissions itself (AdmissionQuota); the API checks every other request here.
+ */
+export interface RateLimiter {
+  /** The limit's name: its counters' keys are `<prefix>rl:<name>:<key>`. */
+  readonly name: string;
+  readonly limit: number;
+  readonly windowS: number;
+  /** Counts one request of `key`; rejects only for a fault no fallback could take. */
+  consume(key: string): Promise<LimitState>;
+  /** How long this process refuses `key` without asking Redis; 0 when it does not. */
+  blockedMs(key: string): number;
+  /** Refuse `key` in this process for `ms`: a count taken elsewhere found it over. */
+  block(key: string, ms: number): void;
+}
+
 export type AcceptResult = (
   | { readonly kind: 'accepted'; readonly arrival: string; readonly nonce: string }
   | { readonly kind: 'alreadyPending'; readonly arrival: string; readonly nonce: string }

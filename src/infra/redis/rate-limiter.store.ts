@@ -1,34 +1,12 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { LimitState, RateLimiter } from '../../domain/ports.js';
 import type { RateLimit } from '../config.js';
 
 /** Keys one limiter blocks in memory at most (beyond them Redis's count still refuses). */
 const MAX_BLOCKED_KEYS = 100_000;
 
-/** What one check of a limit found. */
-export interface LimitState {
-  readonly allowed: boolean;
-  readonly limit: number;
-  readonly windowS: number;
-  readonly remaining: number;
-  /** Until the window ends and the count starts again. */
-  readonly resetMs: number;
-}
-
-export interface RedisLimiter {
-  /** The limit's name, its keys' middle part (`<prefix>rl:<name>:<key>`). */
-  readonly name: string;
-  readonly limit: number;
-  readonly windowS: number;
-  /** Counts one request of `key`; rejects only for a fault no fallback could take. */
-  consume(key: string): Promise<LimitState>;
-  /** How long this process still refuses `key` without asking Redis; 0 when it does not. */
-  blockedMs(key: string): number;
-  /** Refuse `key` in this process for `ms` (a count taken elsewhere found it over the limit). */
-  block(key: string, ms: number): void;
-}
-
-export interface RedisLimiterOptions {
+export interface RateLimiterOptions {
   /**
    * The count at which this process stops asking Redis about a key until its
    * window ends: a flood from one client is then refused in memory. At least
@@ -51,8 +29,8 @@ export function redisLimiter(
   name: string,
   keyPrefix: string,
   limit: RateLimit,
-  options: RedisLimiterOptions,
-): RedisLimiter {
+  options: RateLimiterOptions,
+): RateLimiter {
   class FallbackLimiter extends RateLimiterMemory {
     override consume(
       key: string | number,
