@@ -2,8 +2,8 @@ import { throttled } from './infra/throttled-log.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { ApiMetrics, HealthReport } from './api/app.js';
-import { createTokenVerifier, type TokenVerifier } from './api/token-verifier.js';
+import type { ApiDeps, HealthReport } from './api/app.js';
+import { createTokenVerifier } from './api/token-verifier.js';
 import type { Limiters } from './api/limits.js';
 import { NONCE_LENGTH } from './domain/issue-request.js';
 import {
@@ -84,34 +84,10 @@ export interface Container {
   readonly queue: IssueQueue;
   readonly ledger: IssueLedger;
   readonly maintenance: GateMaintenance;
-  readonly api: {
-    createCoupon: CreateCoupon;
-    getCoupon: GetCoupon;
-    closeCoupon: CloseCoupon;
-    syncCoupon: SyncCoupon;
-    checkConsistency: CheckConsistency;
-    listCoupons: ListCoupons;
-    updateCoupon: UpdateCoupon;
-    openCoupon: OpenCoupon;
-    pauseCoupon: PauseCoupon;
-    resumeCoupon: ResumeCoupon;
-    couponStats: CouponStatsQuery;
-    submitIssueRequest: SubmitIssueRequest;
-    getIssueRequest: GetIssueRequest;
+  /** What the HTTP app needs (see createApp), and the scheduler the operator tools move jobs with. */
+  readonly api: ApiDeps & {
     /** Moves an event's lifecycle jobs after its window or state changed. */
-    scheduler: EventScheduler;
-    health: () => Promise<HealthReport>;
-    shuttingDown: () => boolean;
-    adminToken: string;
-    tokenVerifier: TokenVerifier | null;
-    logger: Logger;
-    limiters?: Limiters;
-    trustProxy: Config['trustProxy'];
-    corsOrigins: readonly string[];
-    onLimiterError: (err: unknown) => void;
-    accessLog: Config['accessLog'];
-    /** Answers scrapes with this process's metrics alone; main.ts gathers under the supervisor. */
-    metrics?: ApiMetrics;
+    readonly scheduler: EventScheduler;
   };
   /** This process's metrics; null when METRICS_ENABLED=false. */
   readonly metrics: PrometheusMetrics | null;
