@@ -84,27 +84,18 @@ export class PrometheusMetrics implements Metrics {
       labelNames: ['outcome'],
       registers,
     });
-    // Bound once, and present at 0 from the start so rate() sees the first request.
-    this.acceptCounters = Object.fromEntries(
-      ACCEPT_OUTCOMES.map((outcome) => {
-        const child = accepts.labels(outcome);
-        child.inc(0);
-        return [outcome, child];
-      }),
-    ) as Record<AcceptOutcome, { inc(): void }>;
+    this.acceptCounters = boundChildren(accepts, ACCEPT_OUTCOMES, (outcome) => outcome);
     const decisions = new Counter({
       name: 'coupon_decisions_total',
       help: 'Requests decided by the batch worker and recorded in PostgreSQL, by result',
       labelNames: ['result'],
       registers,
     });
-    this.decisionCounters = Object.fromEntries(
-      (Object.keys(DECISIONS) as Outcome[]).map((outcome) => {
-        const child = decisions.labels(DECISIONS[outcome]);
-        child.inc(0);
-        return [outcome, child];
-      }),
-    ) as Record<Outcome, { inc(n: number): void }>;
+    this.decisionCounters = boundChildren(
+      decisions,
+      Object.keys(DECISIONS) as Outcome[],
+      (outcome) => DECISIONS[outcome],
+    );
     this.compensations = new Counter({
       name: 'coupon_compensations_total',
       help: 'Batches PostgreSQL did not take, undone in Redis and put back in the queue',
@@ -303,4 +294,22 @@ export function apiMetrics(
           )
       : () => metrics.render(),
   };
+}
+
+/**
+ * A counter's child for each key, bound once (no label hashing per count) and
+ * present at 0 from the start, so rate() sees the first count.
+ */
+function boundChildren<K extends string>(
+  counter: Counter,
+  keys: readonly K[],
+  label: (key: K) => string,
+): Record<K, { inc(n?: number): void }> {
+  return Object.fromEntries(
+    keys.map((key) => {
+      const child = counter.labels(label(key));
+      child.inc(0);
+      return [key, child];
+    }),
+  ) as Record<K, { inc(n?: number): void }>;
 }
