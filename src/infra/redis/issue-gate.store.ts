@@ -65,33 +65,38 @@ export class RedisIssueGate implements IssueGate {
       ),
     )) as [number, number, number, number, number, (string | number)?, string?];
     const [code, c1, r1, c2, r2, first, second] = reply;
-    const readings: QuotaReading[] = [];
-    if (q1) readings.push({ consumed: c1, resetMs: r1 });
-    if (q2) readings.push({ consumed: c2, resetMs: r2 });
-    const counted = readings.length > 0 ? { readings } : {};
+    // One reading per quota asked for; none (and nothing allocated) without quotas.
+    const readings: readonly QuotaReading[] | undefined = q1
+      ? q2
+        ? [
+            { consumed: c1, resetMs: r1 },
+            { consumed: c2, resetMs: r2 },
+          ]
+        : [{ consumed: c1, resetMs: r1 }]
+      : undefined;
     switch (code) {
       case 0:
-        return { kind: 'accepted', arrival: String(first), nonce, ...counted };
+        return { kind: 'accepted', arrival: String(first), nonce, readings };
       case 1:
         return {
           kind: 'alreadyPending',
           arrival: String(first),
           nonce: String(second),
-          ...counted,
+          readings,
         };
       case 2:
-        return { kind: 'rejected', code: 'ALREADY_ISSUED', ...counted };
+        return { kind: 'rejected', code: 'ALREADY_ISSUED', readings };
       case 3:
-        return { kind: 'rejected', code: 'SOLD_OUT', ...counted };
+        return { kind: 'rejected', code: 'SOLD_OUT', readings };
       case 4:
-        return { kind: 'rejected', code: 'EVENT_NOT_OPEN', ...counted };
+        return { kind: 'rejected', code: 'EVENT_NOT_OPEN', readings };
       case 5:
         return { kind: 'notLoaded' };
       case 7:
-        return { kind: 'rejected', code: 'EVENT_PAUSED', ...counted };
+        return { kind: 'rejected', code: 'EVENT_PAUSED', readings };
       case 8: {
         const quota = first === 2 ? q2 : q1;
-        if (quota) return { kind: 'overQuota', quota, ...counted };
+        if (quota) return { kind: 'overQuota', quota, readings };
         break;
       }
       case 6:
