@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { validate, ValidationSeverity, type ValidatorSettings } from 'dockerfile-utils';
 import pg from 'pg';
 import { startHarness, type Harness } from '../support/harness.js';
 import {
@@ -284,6 +285,28 @@ describe('containers: Dockerfile and docker-compose.yml', () => {
         scripts: Record<string, string>;
       }
     ).scripts;
+
+    it("when a Dockerfile linter reads it (dockerfile-utils, the Dockerfile language server's validator, every rule an error), then it finds nothing, though it finds what a broken copy gets wrong", () => {
+      const strict: ValidatorSettings = {
+        deprecatedMaintainer: ValidationSeverity.ERROR,
+        directiveCasing: ValidationSeverity.ERROR,
+        emptyContinuationLine: ValidationSeverity.ERROR,
+        instructionCasing: ValidationSeverity.ERROR,
+        instructionCmdMultiple: ValidationSeverity.ERROR,
+        instructionEntrypointMultiple: ValidationSeverity.ERROR,
+        instructionHealthcheckMultiple: ValidationSeverity.ERROR,
+        instructionJSONInSingleQuotes: ValidationSeverity.ERROR,
+        instructionWorkdirRelative: ValidationSeverity.ERROR,
+      };
+      const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+      const problems = validate(text, strict).map(
+        (d) => `line ${d.range.start.line + 1}: ${d.message}`,
+      );
+      expect(problems).to.deep.equal([]);
+
+      const broken = `${text}\nCMD ['node', 'x.js']\nEXPOSE http\nWORKDIR relative\n`;
+      expect(validate(broken, strict).map((d) => d.message)).to.have.length(4);
+    });
 
     it('when it is read, then it has a build stage and a small Node 20 runtime stage', () => {
       expect(stages.length).to.be.at.least(2);
