@@ -7,6 +7,7 @@ import { listen, stopServing } from './api/server.js';
 import { createContainer } from './container.js';
 import { ConfigError, loadConfig, type Config } from './infra/config.js';
 import { migrateDatabase } from './infra/db/migrate.js';
+import { limitHeapGrowth } from './infra/heap.js';
 import { loadEnvFile } from './infra/env-file.js';
 import { createLogger, type AppLogger } from './infra/logger.js';
 import { answerCollects, gatherThroughSupervisor } from './infra/metrics/cluster.js';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  limitHeapGrowth(config.heapGrowingPercent);
   const logger = createLogger(config.logLevel, { role: config.role });
   // Under the supervisor a child gives itself less time than the supervisor gives it, so that
   // it ends on its own (cutting what is left) before the supervisor would kill it.

@@ -59,6 +59,11 @@ const schema = z
     BATCH_LANES: integer(1, 8).default(2),
     /** Niceness a process running only the worker (ROLE=worker) gives itself: answering comes first. */
     WORKER_NICE: integer(0, 19).default(10),
+    /**
+     * How far the JavaScript heap may grow past what a full collection leaves live before the
+     * next one (V8's heap growing factor, 1 + percent/100); 0 leaves it to V8 (up to 4x).
+     */
+    HEAP_GROWING_PERCENT: integer(0, 300).default(150),
     LEASE_MS: integer(100, 3_600_000).default(30_000),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     /**
@@ -240,6 +245,8 @@ export interface Config {
   readonly batchIntervalMs: number;
   readonly batchLanes: number;
   readonly workerNice: number;
+  /** V8's heap growing factor as a percentage over 1; 0: V8 decides. */
+  readonly heapGrowingPercent: number;
   readonly leaseMs: number;
   readonly logLevel: Env['LOG_LEVEL'];
   /** Access lines: which requests get one (`sampleRate` applies to `sampled` only). */
@@ -408,6 +415,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchIntervalMs: e.BATCH_INTERVAL_MS,
     batchLanes: e.BATCH_LANES,
     workerNice: e.WORKER_NICE,
+    heapGrowingPercent: e.HEAP_GROWING_PERCENT,
     leaseMs: e.LEASE_MS,
     logLevel: e.LOG_LEVEL,
     accessLog: { mode: e.ACCESS_LOG, sampleRate: e.ACCESS_LOG_SAMPLE_RATE },

@@ -28,6 +28,7 @@ describe('configuration', () => {
       batchIntervalMs: 100,
       batchLanes: 2,
       workerNice: 10,
+      heapGrowingPercent: 150,
       leaseMs: 30000,
       role: 'all',
       logLevel: 'info',
@@ -51,6 +52,7 @@ describe('configuration', () => {
       BATCH_CRON: '*/2 * * * * *',
       BATCH_LANES: '1',
       WORKER_NICE: '0',
+      HEAP_GROWING_PERCENT: '0',
       ADMIN_TOKEN: 'a-long-enough-token',
     });
 
@@ -61,6 +63,7 @@ describe('configuration', () => {
       batchCron: '*/2 * * * * *',
       batchLanes: 1,
       workerNice: 0,
+      heapGrowingPercent: 0,
       adminTokenIsDefault: false,
     });
   });
@@ -76,6 +79,7 @@ describe('configuration', () => {
         REDIS_URL: 'localhost:6379',
         BATCH_LANES: '9',
         WORKER_NICE: '-5',
+        HEAP_GROWING_PERCENT: '301',
       });
     } catch (err) {
       error = err;
@@ -91,10 +95,11 @@ describe('configuration', () => {
       'REDIS_URL="localhost:6379"',
       'BATCH_LANES="9"',
       'WORKER_NICE="-5"',
+      'HEAP_GROWING_PERCENT="301"',
     ]) {
       expect(message).to.contain(name);
     }
-    expect((error as ConfigError).problems).to.have.length(7);
+    expect((error as ConfigError).problems).to.have.length(8);
   });
 
   it('when running in production without ADMIN_TOKEN, then start-up is refused', () => {
