@@ -7,6 +7,7 @@ import { errorHandler } from '../../src/api/problem.js';
 import { redisLimiter } from '../../src/infra/redis/rate-limiter.store.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { ADMIN_TOKEN } from '../support/harness.js';
+import { eventually } from '../support/eventually.js';
 import { createCoupon, http, type HttpResult } from '../support/http.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
 
@@ -26,16 +27,6 @@ function expectRateLimited(res: HttpResult, limit: number): void {
   expect(res.headers.get('ratelimit-remaining')).to.equal('0');
   expect(Number(res.headers.get('ratelimit-reset'))).to.be.within(1, WINDOW_S);
   expect(res.headers.get('ratelimit-policy')).to.equal(`${limit};w=${WINDOW_S}`);
-}
-
-/** Polls until `check` holds; generous, so a slow machine only makes it slower. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For names the client)', function () {
@@ -96,7 +87,7 @@ describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For nam
       const again = await http(h.baseUrl, 'GET', `/coupons/${couponId}`, {
         headers: from(address),
       });
-      return again.status === 200;
+      return again.status === 200 || undefined;
     });
   });
 
@@ -176,7 +167,10 @@ describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For nam
     }
     // Counted once the answer is on its way: wait for the sixth to reach Redis.
     const key = `${h.prefix}rl:ip:${address}`;
-    await eventually('the six counts', async () => Number(await h.container.redis.get(key)) >= 6);
+    await eventually(
+      'the six counts',
+      async () => Number(await h.container.redis.get(key)) >= 6 || undefined,
+    );
     const refused = await http(h.baseUrl, 'POST', `/coupons/${couponId}/issue-requests`, {
       body: { userId: 'after-the-bad-ones' },
       headers: from(address),
@@ -203,8 +197,9 @@ describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For nam
       const res = await send();
       const marker = `marker-${Math.random()}`;
       await h.container.redis.echo(marker);
-      await eventually('the monitor to catch up', async () =>
-        seen.some((args) => args.includes(marker)),
+      await eventually(
+        'the monitor to catch up',
+        async () => seen.some((args) => args.includes(marker)) || undefined,
       );
       const mine = seen.filter((args) =>
         args.some((a) => a.startsWith(`${h.prefix}rl:`) || a === k.queue),
@@ -263,7 +258,8 @@ describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For nam
     // The failure is counted after the 401 is sent: wait for it to reach Redis.
     await eventually(
       'the third failure to be counted',
-      async () => Number(await h.container.redis.get(`${h.prefix}rl:auth:${address}`)) >= 3,
+      async () =>
+        Number(await h.container.redis.get(`${h.prefix}rl:auth:${address}`)) >= 3 || undefined,
     );
     const refused = await http(h.baseUrl, 'GET', `/coupons/${couponId}/consistency`, {
       headers: from(address, { authorization: `Bearer ${ADMIN_TOKEN}` }),
@@ -284,7 +280,7 @@ describe('rate limits (Redis-backed, TRUST_PROXY=loopback so X-Forwarded-For nam
       const again = await http(h.baseUrl, 'GET', `/coupons/${couponId}/consistency`, {
         headers: from(address, { authorization: `Bearer ${ADMIN_TOKEN}` }),
       });
-      return again.status === 200;
+      return again.status === 200 || undefined;
     });
   });
 });

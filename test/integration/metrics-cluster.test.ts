@@ -1,20 +1,11 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
+import { eventually } from '../support/eventually.js';
 import { reaper } from '../support/reaper.js';
 import { ADMIN_TOKEN, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, requestIssue } from '../support/http.js';
 import { parseMetrics, valueOf, type Sample } from '../support/metrics.js';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined) {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /**
  * One request on a connection of its own: node:cluster hands each new connection to the
@@ -85,7 +76,7 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
     reaper.track(primary);
     primary.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     primary.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await until('all processes ready', () =>
+    await eventually('all processes ready', async () =>
       output.includes('all processes ready') ? true : undefined,
     );
     const baseUrl = `http://127.0.0.1:${port}`;
@@ -111,7 +102,7 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
 
     // The worker process decides every accepted request; its counters arrive with the scrape.
     const scrapes: Sample[][] = [];
-    const settled = await until('the decisions to be counted', async () => {
+    const settled = await eventually('the decisions to be counted', async () => {
       const res = await fresh(port, 'GET', '/metrics');
       expect(res.status, res.text).to.equal(200);
       const samples = parseMetrics(res.text);
@@ -176,7 +167,7 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
     worker.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     worker.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     try {
-      await until('the worker to serve metrics', () =>
+      await eventually('the worker to serve metrics', async () =>
         log.includes('serving metrics') ? true : undefined,
       );
       // Accepted by the harness's API (this process); decided by the worker process alone.
@@ -184,7 +175,7 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
       for (const user of ['w1', 'w2']) {
         expect((await requestIssue(h.baseUrl, couponId, user)).status).to.equal(202);
       }
-      const samples = await until('the worker to count its decisions', async () => {
+      const samples = await eventually('the worker to count its decisions', async () => {
         const res = await fresh(port, 'GET', '/metrics');
         expect(res.status, res.text).to.equal(200);
         const parsed = parseMetrics(res.text);

@@ -1,20 +1,11 @@
 import { expect } from 'chai';
+import { eventually } from '../support/eventually.js';
 import { drainAll, startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { scrape, valueOf, type Sample } from '../support/metrics.js';
 import { couponState } from '../support/state.js';
 
 const ACCEPT_ROUTE = '/coupons/:couponId/issue-requests';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** What moved between two scrapes. */
 function delta(
@@ -133,7 +124,7 @@ describe('metrics (GET /metrics, one process)', function () {
       // A batch taken and never settled (its worker gone): recovery settles it after the lease.
       const taken = await h.container.queue.take(couponId, 10, 200, 'abandoned-batch');
       expect(taken?.items).to.have.length(1);
-      await until('the batch to be recovered', async () => {
+      await eventually('the batch to be recovered', async () => {
         await h.container.worker.maintain();
         const now = await scrape(h.baseUrl);
         return delta(failed, now, 'coupon_recoveries_total') === 1 ? now : undefined;

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from '../support/eventually.js';
 import { reaper } from '../support/reaper.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, requestIssue } from '../support/http.js';
@@ -19,23 +20,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, log: () => string) {
-  const deadline = Date.now() + 30_000;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what} (${String(last)})\n${log()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /** An instant PromQL query through Prometheus's HTTP API: the single value, or undefined. */
@@ -106,12 +90,15 @@ describe('a real Prometheus scraping the service', function () {
     prometheus.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     prometheus.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     const promUrl = `http://127.0.0.1:${port}`;
-    const log = () => output.split('\n').slice(-20).join('\n');
-    await until(
-      'Prometheus to scrape the service',
-      async () => ((await query(promUrl, 'up{job="coupon-test"}')) === 1 ? true : undefined),
-      log,
-    );
+    // A wait that fails shows what Prometheus last said.
+    const withLog = (err: Error) => {
+      throw new Error(`${err.message}\n${output.split('\n').slice(-20).join('\n')}`, {
+        cause: err.cause,
+      });
+    };
+    await eventually('Prometheus to scrape the service', async () =>
+      (await query(promUrl, 'up{job="coupon-test"}')) === 1 ? true : undefined,
+    ).catch(withLog);
 
     const couponId = await createCoupon(h.baseUrl, { name: 'Scraped', totalQuantity: 100 });
     for (let i = 0; i < 7; i += 1) {
@@ -122,11 +109,9 @@ describe('a real Prometheus scraping the service', function () {
     }
 
     const accepted = 'sum(coupon_issue_requests_total{outcome="accepted"})';
-    await until(
-      'Prometheus to see the 7 accepted requests',
-      async () => ((await query(promUrl, accepted)) === 7 ? true : undefined),
-      log,
-    );
+    await eventually('Prometheus to see the 7 accepted requests', async () =>
+      (await query(promUrl, accepted)) === 7 ? true : undefined,
+    ).catch(withLog);
     expect(await query(promUrl, 'sum(coupon_issue_requests_total{outcome="invalid"})')).to.equal(3);
     expect(
       await query(

@@ -8,6 +8,7 @@ import { createApp } from '../../src/api/app.js';
 import { listen } from '../../src/api/server.js';
 import { DependencyUnavailableError } from '../../src/domain/errors.js';
 import type { IssueGate } from '../../src/domain/ports.js';
+import { eventually } from '../support/eventually.js';
 import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 import { parseResponse, RawConnection } from '../support/raw-http.js';
@@ -77,18 +78,15 @@ async function appWith(
 }
 
 /** Polls until `check` passes: a line is written when the answer finishes, not before the client reads it. */
-async function eventually(check: () => void, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
+const logged = (check: () => void): Promise<boolean> =>
+  eventually(
+    'the log lines',
+    async () => {
       check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
+      return true;
+    },
+    5_000,
+  );
 
 describe('request ids and access lines', () => {
   let h: Harness;
@@ -130,7 +128,7 @@ describe('request ids and access lines', () => {
 
       expect(res.status).to.equal(200);
       expect(res.headers.get('x-request-id')).to.equal(id);
-      await eventually(() =>
+      await logged(() =>
         expect(linesOf(id).find((l) => l.message === 'audit')?.meta).to.include({
           event: 'operator-action',
           outcome: 'done',
@@ -309,7 +307,7 @@ describe('request ids and access lines', () => {
       });
 
       expect([res.status, missing.status]).to.deep.equal([200, 404]);
-      await eventually(() => {
+      await logged(() => {
         const [line] = linesOf('access-all-1').filter((l) => l.message === 'access');
         expect(line?.level).to.equal('info');
         expect(line?.meta).to.include({
