@@ -1,11 +1,10 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { eventually } from '../support/eventually.js';
-import { reaper } from '../support/reaper.js';
-import { ADMIN_TOKEN, startHarness, type Harness } from '../support/harness.js';
+import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, requestIssue } from '../support/http.js';
 import { parseMetrics, valueOf, type Sample } from '../support/metrics.js';
+import { deploymentOf, ProcessFleet } from '../support/processes.js';
 
 /**
  * One request on a connection of its own: node:cluster hands each new connection to the
@@ -43,42 +42,34 @@ function fresh(
 describe('metrics across processes (the supervisor, a worker alone)', function () {
   this.timeout(90_000);
   let h: Harness;
-  let primary: ChildProcess | undefined;
-  let output = '';
+  let fleet: ProcessFleet;
+  /** The service's own lease and batch size (the fleet's are short, for fault tests). */
+  const settings = { leaseMs: 30_000, batchSize: 2000 };
 
   before(async () => {
-    // The database and key space; the service under test is the supervisor started below.
+    // The database and key space; the service under test is started by each test.
     h = await startHarness({ heartbeat: false });
+    fleet = new ProcessFleet(deploymentOf(h));
   });
   after(async () => {
-    primary?.kill('SIGKILL');
+    await fleet.stopAll();
     await h.cleanup();
   });
 
   it('when API_PROCESSES=2 ROLE=all and traffic is spread over both API processes, then /metrics from either process counts all of it, with the worker process’s decisions', async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    primary = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const primary = fleet.spawn({
+      role: 'all',
+      port,
+      ...settings,
       env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'test',
-        DATABASE_URL: h.databaseUrl,
-        REDIS_KEY_PREFIX: h.prefix,
-        ADMIN_TOKEN,
-        ROLE: 'all',
         API_PROCESSES: '2',
-        PORT: String(port),
-        BATCH_INTERVAL_MS: '5',
-        RATE_LIMIT_ENABLED: 'false',
+        // Freshly forked processes on a loaded machine: the accept path's own bound is not
+        // under test here, and a 503 from it would fail the test for the wrong reason.
         REDIS_COMMAND_TIMEOUT_MS: '10000',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    reaper.track(primary);
-    primary.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    primary.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await eventually('all processes ready', async () =>
-      output.includes('all processes ready') ? true : undefined,
-    );
+    await primary.waitForMessage('all processes ready', {}, { timeoutMs: 30_000 });
     const baseUrl = `http://127.0.0.1:${port}`;
     const couponId = await createCoupon(baseUrl, { name: 'Cluster metrics', totalQuantity: 5 });
 
@@ -141,35 +132,19 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
     );
     expect(Number(rows.rows[0]?.n)).to.equal(accepted);
     // Its worker would otherwise take the next test's requests.
-    const exited = new Promise((resolve) => primary?.once('exit', resolve));
-    primary.kill('SIGTERM');
-    await exited;
-    primary = undefined;
+    primary.signal('SIGTERM');
+    await primary.waitForExit();
   });
 
   it('when a worker runs alone (ROLE=worker) with WORKER_METRICS_PORT, then it serves its own decisions at /metrics and nothing else', async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const worker = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'test',
-        DATABASE_URL: h.databaseUrl,
-        REDIS_KEY_PREFIX: h.prefix,
-        ADMIN_TOKEN,
-        ROLE: 'worker',
-        WORKER_METRICS_PORT: String(port),
-        BATCH_INTERVAL_MS: '5',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const worker = fleet.spawn({
+      role: 'worker',
+      ...settings,
+      env: { WORKER_METRICS_PORT: String(port) },
     });
-    reaper.track(worker);
-    let log = '';
-    worker.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    worker.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     try {
-      await eventually('the worker to serve metrics', async () =>
-        log.includes('serving metrics') ? true : undefined,
-      );
+      await worker.waitForMessage('serving metrics', {}, { timeoutMs: 30_000 });
       // Accepted by the harness's API (this process); decided by the worker process alone.
       const couponId = await createCoupon(h.baseUrl, { name: 'Worker alone', totalQuantity: 3 });
       for (const user of ['w1', 'w2']) {
@@ -192,8 +167,8 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
       );
       expect(Number(rows.rows[0]?.n)).to.equal(2);
     } finally {
-      worker.kill('SIGTERM');
-      await new Promise((resolve) => worker.once('exit', resolve));
+      worker.signal('SIGTERM');
+      await worker.waitForExit();
     }
   });
 });
