@@ -113,10 +113,26 @@ function setRateLimitHeaders(res: Response, state: LimitState): void {
   res.setHeader('RateLimit-Policy', `${state.limit};w=${state.windowS}`);
 }
 
-function tooMany(res: Response, state: LimitState, detail: string): void {
+/** The headers of a refusal under `state`: nothing remains, and when to come back. */
+function refusalHeaders(res: Response, state: LimitState): void {
   setRateLimitHeaders(res, { ...state, remaining: 0 });
   res.setHeader('Retry-After', String(Math.max(1, Math.ceil(state.resetMs / 1000))));
+}
+
+function tooMany(res: Response, state: LimitState, detail: string): void {
+  refusalHeaders(res, state);
   sendProblem(res, 'RATE_LIMITED', detail);
+}
+
+/** A limit that refuses from memory for `ms` more, with no count taken. */
+function blocked(limiter: RateLimiter, ms: number): LimitState {
+  return {
+    allowed: false,
+    limit: limiter.limit,
+    windowS: limiter.windowS,
+    remaining: 0,
+    resetMs: ms,
+  };
 }
 
 /** Of several limits that all admitted the request, the one closest to refusing. */
@@ -147,17 +163,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
     if (!authFailure) return false;
     const ms = authFailure.blockedMs(address);
     if (ms === 0) return false;
-    tooMany(
-      res,
-      {
-        allowed: false,
-        limit: authFailure.limit,
-        windowS: authFailure.windowS,
-        remaining: 0,
-        resetMs: ms,
-      },
-      failures,
-    );
+    tooMany(res, blocked(authFailure, ms), failures);
     return true;
   };
 
@@ -172,11 +178,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
       // A flood from one address is still refused here, from memory, before any work.
       const ms = ip.blockedMs(address);
       if (ms > 0) {
-        tooMany(
-          res,
-          { allowed: false, limit: ip.limit, windowS: ip.windowS, remaining: 0, resetMs: ms },
-          FROM_ADDRESS,
-        );
+        tooMany(res, blocked(ip, ms), FROM_ADDRESS);
         return;
       }
       res.locals[IP_DEFERRED] = address;
@@ -213,17 +215,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
           // A user over the limit is refused from memory until its window ends.
           const ms = perUser.blockedMs(user);
           if (ms > 0) {
-            tooMany(
-              res,
-              {
-                allowed: false,
-                limit: perUser.limit,
-                windowS: perUser.windowS,
-                remaining: 0,
-                resetMs: ms,
-              },
-              FOR_USER,
-            );
+            tooMany(res, blocked(perUser, ms), FOR_USER);
             return;
           }
           owed.push({ limiter: perUser, subject: user, refusal: FOR_USER });
@@ -296,8 +288,7 @@ export function createLimits(limiters: Limiters, options: LimitsOptions = {}): L
           return;
         }
         const refused = states[owed.findIndex((o) => o.limiter.name === over.name)] ?? states[0]!;
-        setRateLimitHeaders(res, { ...refused, remaining: 0 });
-        res.setHeader('Retry-After', String(Math.max(1, Math.ceil(refused.resetMs / 1000))));
+        refusalHeaders(res, refused);
       },
     };
   };
