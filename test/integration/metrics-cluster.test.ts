@@ -154,10 +154,14 @@ describe('metrics across processes (the supervisor, a worker alone)', function (
         const res = await fresh(port, 'GET', '/metrics');
         expect(res.status, res.text).to.equal(200);
         const parsed = parseMetrics(res.text);
-        return valueOf(parsed, 'coupon_decisions_total', { result: 'issued' }) === 2
+        // A batch's decisions are counted as it settles and its size once it has returned,
+        // so a scrape can fall between the two: wait for both.
+        return valueOf(parsed, 'coupon_decisions_total', { result: 'issued' }) === 2 &&
+          valueOf(parsed, 'coupon_batch_size_sum') === 2
           ? parsed
           : undefined;
       });
+      expect(valueOf(samples, 'coupon_decisions_total', { result: 'issued' })).to.equal(2);
       expect(valueOf(samples, 'coupon_batch_size_sum')).to.equal(2);
       expect(valueOf(samples, 'coupon_worker_last_tick_timestamp_seconds')).to.be.greaterThan(0);
       expect((await fresh(port, 'GET', `/coupons/${couponId}`)).status).to.equal(404);
