@@ -3,6 +3,16 @@ import { startHarness, type Harness } from '../support/harness.js';
 import { createCoupon, http, requestIssue } from '../support/http.js';
 
 const SHOP = 'https://shop.example.com';
+/** helmet's headers that govern an HTML document only: on the pages, not on API answers. */
+const HTML_ONLY = [
+  'cross-origin-opener-policy',
+  'origin-agent-cluster',
+  'referrer-policy',
+  'x-dns-prefetch-control',
+  'x-download-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+];
 
 describe('security headers, no-store and CORS', () => {
   let h: Harness;
@@ -16,19 +26,44 @@ describe('security headers, no-store and CORS', () => {
     await h.cleanup();
   });
 
-  it("when the API answers, then helmet's headers are there, with a policy that loads nothing", async () => {
+  it("when the API answers, then it carries the API's security headers (OWASP's REST list) and none of the ones only an HTML document uses", async () => {
     const res = await http(h.baseUrl, 'GET', `/coupons/${couponId}`);
+    const accepted = await requestIssue(h.baseUrl, couponId, 'headers-user');
 
-    expect(res.status).to.equal(200);
-    expect(res.headers.get('content-security-policy')).to.equal(
-      "default-src 'none';frame-ancestors 'none'",
+    expect([res.status, accepted.status]).to.deep.equal([200, 202]);
+    for (const answer of [res, accepted]) {
+      expect(answer.headers.get('content-security-policy')).to.equal(
+        "default-src 'none';frame-ancestors 'none'",
+      );
+      expect(answer.headers.get('x-content-type-options')).to.equal('nosniff');
+      expect(answer.headers.get('x-frame-options')).to.equal('DENY');
+      expect(answer.headers.get('strict-transport-security')).to.match(/^max-age=\d+/);
+      expect(answer.headers.get('cross-origin-resource-policy')).to.equal('same-origin');
+      expect(answer.headers.get('cache-control')).to.equal('no-store');
+      expect(answer.headers.get('x-powered-by')).to.equal(null);
+      for (const documentOnly of HTML_ONLY) {
+        expect(answer.headers.get(documentOnly), documentOnly).to.equal(null);
+      }
+    }
+  });
+
+  it("when a page or its assets are served (/docs, /dashboard), then helmet's document headers are there too, beside the page's own policy", async () => {
+    const pages = await Promise.all(
+      ['/docs', '/docs/assets/init.js', '/dashboard', '/dashboard/assets/dashboard.js'].map(
+        (path) => http(h.baseUrl, 'GET', path),
+      ),
     );
-    expect(res.headers.get('x-content-type-options')).to.equal('nosniff');
-    expect(res.headers.get('x-frame-options')).to.equal('SAMEORIGIN');
-    expect(res.headers.get('strict-transport-security')).to.match(/^max-age=\d+/);
-    expect(res.headers.get('referrer-policy')).to.equal('no-referrer');
-    expect(res.headers.get('cross-origin-resource-policy')).to.equal('same-origin');
-    expect(res.headers.get('x-powered-by')).to.equal(null);
+
+    for (const page of pages) {
+      expect(page.status).to.equal(200);
+      for (const documentOnly of HTML_ONLY) {
+        expect(page.headers.get(documentOnly), documentOnly).to.not.equal(null);
+      }
+      expect(page.headers.get('referrer-policy')).to.equal('no-referrer');
+      expect(page.headers.get('x-content-type-options')).to.equal('nosniff');
+      expect(page.headers.get('x-frame-options')).to.equal('DENY');
+      expect(page.headers.get('content-security-policy')).to.include("script-src 'self'");
+    }
   });
 
   it("when answers carry a user's or an operator's data, then they are Cache-Control: no-store", async () => {

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sendProblem } from '../problem.js';
+import { pageHeaderSetter } from '../security.js';
 import { ROUTES, serve } from './route-table.js';
 
 /** The page's own files, beside this module's folder (scripts/build.mjs copies them into dist/). */
@@ -49,7 +50,10 @@ const DASHBOARD_CSP = [
  * (GET /coupons, GET /coupons/:id/stats, the open/close/pause/resume actions).
  */
 export function dashboardRoutes(router: IRouter): void {
+  // A page and its assets are documents: helmet's headers for those as well as the API's.
+  const pageHeaders = pageHeaderSetter();
   serve(router, ROUTES.dashboard, (_req, res, next) => {
+    pageHeaders(res);
     res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     res.type('text/html');
     res.sendFile(join(PAGE_DIR, 'index.html'), { etag: false, lastModified: false }, (err) => {
@@ -64,6 +68,7 @@ export function dashboardRoutes(router: IRouter): void {
       sendProblem(res, 'FILE_NOT_FOUND', `no file ${file} under /dashboard/assets/`);
       return;
     }
+    pageHeaders(res);
     res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     if (asset.cache) res.setHeader('Cache-Control', 'public, max-age=3600');
     const options = asset.cache ? {} : { etag: false, lastModified: false };

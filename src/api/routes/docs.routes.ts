@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { openApiDocument } from '../openapi.js';
 import { sendProblem } from '../problem.js';
+import { pageHeaderSetter } from '../security.js';
 import { ROUTES, serve } from './route-table.js';
 
 /** swagger-ui-dist's folder, found as Node resolves the package (in dist/ too). */
@@ -55,6 +56,8 @@ const DOCS_CSP = [
 
 /** GET /openapi.json, and the page at /docs that shows it. */
 export function docsRoutes(router: IRouter): void {
+  // A page and its assets are documents: helmet's headers for those as well as the API's.
+  const pageHeaders = pageHeaderSetter();
   let document: string | undefined;
 
   serve(router, ROUTES.openapi, (_req, res) => {
@@ -64,12 +67,14 @@ export function docsRoutes(router: IRouter): void {
   });
 
   serve(router, ROUTES.docs, (_req, res) => {
+    pageHeaders(res);
     res.setHeader('Content-Security-Policy', DOCS_CSP);
     res.type('text/html').send(PAGE);
   });
 
   serve(router, ROUTES.docsAsset, (req, res, next) => {
     const file = String(req.params.file);
+    pageHeaders(res);
     res.setHeader('Content-Security-Policy', DOCS_CSP);
     if (file === 'init.js') {
       res.type('application/javascript').send(INIT_SCRIPT);
