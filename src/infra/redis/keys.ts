@@ -25,12 +25,23 @@ export interface CouponKeys {
   readonly sync: string;
 }
 
+/** How many coupons' key sets a RedisKeys keeps built; past it, it starts over. */
+const COUPON_KEYS_KEPT = 1024;
+
 export class RedisKeys {
+  /**
+   * Every accept builds the keys of its coupon: kept, they are built once per
+   * coupon instead of nine string concatenations per request.
+   */
+  private readonly couponKeys = new Map<number, CouponKeys>();
+
   constructor(private readonly prefix: string) {}
 
   coupon(couponId: number): CouponKeys {
+    let keys = this.couponKeys.get(couponId);
+    if (keys) return keys;
     const base = `${this.prefix}coupon:{${couponId}}:`;
-    return {
+    keys = Object.freeze({
       meta: base + 'meta',
       issued: base + 'issued',
       queue: base + 'queue',
@@ -39,7 +50,10 @@ export class RedisKeys {
       batches: base + 'batches',
       leases: base + 'leases',
       sync: base + 'sync',
-    };
+    });
+    if (this.couponKeys.size >= COUPON_KEYS_KEPT) this.couponKeys.clear();
+    this.couponKeys.set(couponId, keys);
+    return keys;
   }
 
   /**
