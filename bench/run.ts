@@ -24,7 +24,15 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { renderChart } from './lib/svg-chart.js';
-import { peakRss, processTree, runLoad, startProcess, type Running } from './lib/procs.js';
+import {
+  cpuSeconds,
+  localRedisPid,
+  peakRss,
+  processTree,
+  runLoad,
+  startProcess,
+  type Running,
+} from './lib/procs.js';
 import { measureDrainCeiling, type CeilingStyle } from './lib/drain-ceiling.js';
 import { prefillQueue } from './lib/prefill.js';
 import { describeFailure } from './lib/setup-error.js';
@@ -320,6 +328,12 @@ async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, Ac
 const rps = (r: SaturationResult) => Math.round(r.throughputRps);
 
 /** The run with the median throughput. */
+/** The middle value (the lower of the two middle ones for an even count). */
+function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+}
+
 function median(runs: readonly SaturationResult[]): SaturationResult {
   const sorted = [...runs].sort((a, b) => a.throughputRps - b.throughputRps);
   return sorted[Math.floor((sorted.length - 1) / 2)] as SaturationResult;
@@ -552,9 +566,26 @@ async function scenarioCeiling(redis: Redis): Promise<ScenarioFigures['ceiling']
 }
 
 interface SideBySideFigures {
-  off: { name: string; saturationRuns: number[]; saturation: SaturationResult };
-  on: { name: string; saturationRuns: number[]; saturation: SaturationResult };
+  off: SideFigures;
+  on: SideFigures;
+  /** on / off, of the median throughputs: the figure the target is set on. */
   ratio: number;
+  /**
+   * off / on, of the median CPU per request: what the side costs, less moved than throughput
+   * by the machine's other work. Absent when no run could be measured.
+   */
+  cpuRatio?: number;
+}
+
+interface SideFigures {
+  name: string;
+  saturationRuns: number[];
+  saturation: SaturationResult;
+  /**
+   * CPU time per answered request, in µs, of each counted run: the side's API processes and,
+   * when it runs on this machine, Redis (the runs take turns, so Redis serves one at a time).
+   */
+  cpuUsPerRequestRuns: number[];
 }
 
 /** One side of a side-by-side run: the service's environment for it. */
@@ -573,6 +604,7 @@ interface Side {
 async function benchSideBySide(
   { off, on }: { off: Side; on: Side },
   [offPort, onPort]: [number, number],
+  redisPid: number | undefined,
 ): Promise<SideBySideFigures> {
   const { tokensPerSecond } = settings.guards;
   const { connections, threads, durationSec, warmupSec } = settings.saturation;
@@ -586,6 +618,11 @@ async function benchSideBySide(
       await createCoupon(onPort, 10_000_000),
     ];
     const runs: SaturationResult[][] = [[], []];
+    const cpuRuns: number[][] = [[], []];
+    const measured = [offServer, onServer].map((server) => [
+      ...processTree(server.child.pid as number),
+      ...(redisPid === undefined ? [] : [redisPid]),
+    ]);
     for (let trial = 0; trial <= settings.pairedTrials; trial += 1) {
       const seconds = trial === 0 ? warmupSec : durationSec;
       for (const [i, side] of [off, on].entries()) {
@@ -595,6 +632,7 @@ async function benchSideBySide(
           tokensFile = join(folder, `${label}.txt`);
           await writeTokens(tokensFile, side.env.JWT_SECRET, label, tokensPerSecond * seconds);
         }
+        const cpuBefore = cpuSeconds(measured[i] ?? []);
         const result = await saturate({
           url: `http://127.0.0.1:${i === 0 ? offPort : onPort}`,
           path: `/coupons/${coupons[i]}/issue-requests`,
@@ -610,8 +648,12 @@ async function benchSideBySide(
             `  ${side.name}: ${num(result.reused)} requests repeated a user (the tokens ran out): raise settings.guards.tokensPerSecond\n`,
           );
         }
+        const cpuUs = ((cpuSeconds(measured[i] ?? []) - cpuBefore) * 1e6) / result.requests;
         // The warm-up run is not counted.
-        if (trial > 0) runs[i]?.push(reportFailures(side.name, result));
+        if (trial > 0) {
+          runs[i]?.push(reportFailures(side.name, result));
+          if (result.requests > 0 && cpuUs > 0) cpuRuns[i]?.push(cpuUs);
+        }
       }
       if (trial === 0) {
         process.stdout.write(
@@ -620,13 +662,27 @@ async function benchSideBySide(
       }
     }
     const [offRuns, onRuns] = runs as [SaturationResult[], SaturationResult[]];
+    const [offCpu, onCpu] = cpuRuns as [number[], number[]];
     const figures = {
-      off: { name: off.name, saturationRuns: offRuns.map(rps), saturation: median(offRuns) },
-      on: { name: on.name, saturationRuns: onRuns.map(rps), saturation: median(onRuns) },
+      off: {
+        name: off.name,
+        saturationRuns: offRuns.map(rps),
+        saturation: median(offRuns),
+        cpuUsPerRequestRuns: offCpu,
+      },
+      on: {
+        name: on.name,
+        saturationRuns: onRuns.map(rps),
+        saturation: median(onRuns),
+        cpuUsPerRequestRuns: onCpu,
+      },
     };
     return {
       ...figures,
       ratio: figures.on.saturation.throughputRps / figures.off.saturation.throughputRps,
+      ...(offCpu.length > 0 && onCpu.length > 0
+        ? { cpuRatio: medianOf(offCpu) / medianOf(onCpu) }
+        : {}),
     };
   } finally {
     rmSync(folder, { recursive: true, force: true });
@@ -657,6 +713,13 @@ function version(cmd: string, args: string[]): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** A side-by-side's CPU per request, as the second line of its figures ('' when unmeasured). */
+function cpuLine({ on, off, cpuRatio }: SideBySideFigures): string {
+  if (cpuRatio === undefined) return '';
+  const runs = (side: SideFigures) => side.cpuUsPerRequestRuns.map(Math.round).join(', ');
+  return `\n  (CPU per request, API processes and Redis: ${on.name} ${runs(on)} µs, ${off.name} ${runs(off)} µs; off/on of the medians ${cpuRatio.toFixed(2)})`;
 }
 
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
@@ -757,11 +820,13 @@ async function main(): Promise<void> {
     await deleteKeys(redis, `${PREFIX}*`);
   }
   console.log('accept endpoint with its guards:');
-  const guards = await benchSideBySide(settings.guards, [3304, 3305]);
+  // Redis's CPU counts with the side's own: the guards' limits are counted there.
+  const redisPid = localRedisPid(await redis.info('server'));
+  const guards = await benchSideBySide(settings.guards, [3304, 3305], redisPid);
   await deleteKeys(redis, `${PREFIX}*`);
   console.log('accept endpoint with its metrics:');
   // The guards' ports again, free once their services stopped (3306 is MySQL's).
-  const metrics = await benchSideBySide(settings.metrics, [3304, 3305]);
+  const metrics = await benchSideBySide(settings.metrics, [3304, 3305], redisPid);
   await deleteKeys(redis, `${PREFIX}*`);
   console.log('drain:');
   const drain = await benchDrain(redis);
@@ -843,10 +908,10 @@ async function main(): Promise<void> {
     `ratios: API alone / ceiling ${r.oursToCeiling.toFixed(2)}; API + worker / ceiling ${r.oursWithWorkerToCeiling.toFixed(2)}; API + worker / naive ${r.oursToNaive.toFixed(1)}`,
   );
   console.log(
-    `guards: ${guards.on.name} ${num(guards.on.saturation.throughputRps)} req/s, ${guards.off.name} ${num(guards.off.saturation.throughputRps)} req/s (medians of ${guards.on.saturationRuns.map(num).join(', ')} and ${guards.off.saturationRuns.map(num).join(', ')}); ratio ${guards.ratio.toFixed(2)} (target ≥ ${targets.guardedRatio})`,
+    `guards: ${guards.on.name} ${num(guards.on.saturation.throughputRps)} req/s, ${guards.off.name} ${num(guards.off.saturation.throughputRps)} req/s (medians of ${guards.on.saturationRuns.map(num).join(', ')} and ${guards.off.saturationRuns.map(num).join(', ')}); ratio ${guards.ratio.toFixed(2)} (target ≥ ${targets.guardedRatio})${cpuLine(guards)}`,
   );
   console.log(
-    `metrics: ${metrics.on.name} ${num(metrics.on.saturation.throughputRps)} req/s, ${metrics.off.name} ${num(metrics.off.saturation.throughputRps)} req/s (medians of ${metrics.on.saturationRuns.map(num).join(', ')} and ${metrics.off.saturationRuns.map(num).join(', ')}); ratio ${metrics.ratio.toFixed(2)} (target ≥ ${targets.metricsRatio})`,
+    `metrics: ${metrics.on.name} ${num(metrics.on.saturation.throughputRps)} req/s, ${metrics.off.name} ${num(metrics.off.saturation.throughputRps)} req/s (medians of ${metrics.on.saturationRuns.map(num).join(', ')} and ${metrics.off.saturationRuns.map(num).join(', ')}); ratio ${metrics.ratio.toFixed(2)} (target ≥ ${targets.metricsRatio})${cpuLine(metrics)}`,
   );
   console.log(
     `drain: ${num(drain.drainRps)} decided+persisted/s over ${num(drain.requests)} (${drain.batches} batches); bare ceiling ${num(drain.ceilingRps)}/s; ratio ${r.drainToCeiling.toFixed(2)}`,

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export interface Running {
@@ -91,6 +91,46 @@ export function processTree(pid: number): number[] {
     }
   }
   return all;
+}
+
+/** The clock ticks per second of /proc's CPU times (USER_HZ; 100 wherever getconf is missing). */
+const TICKS_PER_SECOND = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** The CPU time (user and system, in seconds) the processes have used so far; one gone counts 0. */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // The fields after the command name, which may itself hold spaces and parentheses:
+      // state first, then utime and stime at 11 and 12 (proc(5) fields 14 and 15).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/**
+ * The pid of the Redis server when it runs on this machine (from INFO's process_id, checked
+ * against /proc), so that its CPU can be counted with the service's; undefined otherwise.
+ */
+export function localRedisPid(info: string): number | undefined {
+  const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+  if (!pid) return undefined;
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis') ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Peak resident set size (VmHWM) of each process, in MB, with its command line. */
