@@ -30,47 +30,48 @@ export function securityHeaders(): RequestHandler {
 
 /** What securityHeaders() sets, as a plain call for a middleware that does several things. */
 export function securityHeaderSetter(): (res: Response) => void {
-  const headers = helmetHeaders(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-      },
-      xFrameOptions: { action: 'deny' },
-      crossOriginOpenerPolicy: false,
-      originAgentCluster: false,
-      referrerPolicy: false,
-      xDnsPrefetchControl: false,
-      xDownloadOptions: false,
-      xPermittedCrossDomainPolicies: false,
-      xXssProtection: false,
-    }),
-  );
-  return (res) => {
-    res.setHeader('Cache-Control', 'no-store');
-    for (const [name, value] of headers) res.setHeader(name, value);
-  };
+  return headerSetter(apiHeaders());
 }
 
-/** The headers every answer already has (securityHeaderSetter). */
-const API_HEADER_NAMES = new Set([
-  'cache-control',
-  'content-security-policy',
-  'cross-origin-resource-policy',
-  'strict-transport-security',
-  'x-content-type-options',
-  'x-frame-options',
-]);
+/** The API's headers (see securityHeaders), as name and value. */
+function apiHeaders(): [string, string][] {
+  return [
+    ['Cache-Control', 'no-store'],
+    ...helmetHeaders(
+      helmet({
+        contentSecurityPolicy: {
+          useDefaults: false,
+          directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+        },
+        xFrameOptions: { action: 'deny' },
+        crossOriginOpenerPolicy: false,
+        originAgentCluster: false,
+        referrerPolicy: false,
+        xDnsPrefetchControl: false,
+        xDownloadOptions: false,
+        xPermittedCrossDomainPolicies: false,
+        xXssProtection: false,
+      }),
+    ),
+  ];
+}
 
 /**
- * The rest of helmet's defaults, for an HTML page and its assets (/docs,
- * /dashboard): the document headers the API's answers leave out. The page
- * sets its own Content-Security-Policy.
+ * For an HTML page and its assets (/docs, /dashboard), on top of what every
+ * answer has: the rest of helmet's defaults (the document headers the API's
+ * answers leave out) and the page's own Content-Security-Policy.
  */
-export function pageHeaderSetter(): (res: Response) => void {
-  const headers = helmetHeaders(helmet({ contentSecurityPolicy: false })).filter(
-    ([name]) => !API_HEADER_NAMES.has(name.toLowerCase()),
-  );
+export function pageHeaderSetter(contentSecurityPolicy: string): (res: Response) => void {
+  const everyAnswer = new Set(apiHeaders().map(([name]) => name.toLowerCase()));
+  return headerSetter([
+    ...helmetHeaders(helmet({ contentSecurityPolicy: false })).filter(
+      ([name]) => !everyAnswer.has(name.toLowerCase()),
+    ),
+    ['Content-Security-Policy', contentSecurityPolicy],
+  ]);
+}
+
+function headerSetter(headers: readonly (readonly [string, string])[]): (res: Response) => void {
   return (res) => {
     for (const [name, value] of headers) res.setHeader(name, value);
   };

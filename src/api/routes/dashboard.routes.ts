@@ -50,11 +50,10 @@ const DASHBOARD_CSP = [
  * (GET /coupons, GET /coupons/:id/stats, the open/close/pause/resume actions).
  */
 export function dashboardRoutes(router: IRouter): void {
-  // A page and its assets are documents: helmet's headers for those as well as the API's.
-  const pageHeaders = pageHeaderSetter();
+  // A page and its assets are documents: helmet's headers for those, and the page's policy.
+  const pageHeaders = pageHeaderSetter(DASHBOARD_CSP);
   serve(router, ROUTES.dashboard, (_req, res, next) => {
     pageHeaders(res);
-    res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     res.type('text/html');
     res.sendFile(join(PAGE_DIR, 'index.html'), { etag: false, lastModified: false }, (err) => {
       if (err) next(err);
@@ -69,7 +68,6 @@ export function dashboardRoutes(router: IRouter): void {
       return;
     }
     pageHeaders(res);
-    res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     if (asset.cache) res.setHeader('Cache-Control', 'public, max-age=3600');
     const options = asset.cache ? {} : { etag: false, lastModified: false };
     res.sendFile(asset.path, options, (err) => {

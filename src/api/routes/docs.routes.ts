@@ -56,8 +56,8 @@ const DOCS_CSP = [
 
 /** GET /openapi.json, and the page at /docs that shows it. */
 export function docsRoutes(router: IRouter): void {
-  // A page and its assets are documents: helmet's headers for those as well as the API's.
-  const pageHeaders = pageHeaderSetter();
+  // A page and its assets are documents: helmet's headers for those, and the page's policy.
+  const pageHeaders = pageHeaderSetter(DOCS_CSP);
   let document: string | undefined;
 
   serve(router, ROUTES.openapi, (_req, res) => {
@@ -68,14 +68,12 @@ export function docsRoutes(router: IRouter): void {
 
   serve(router, ROUTES.docs, (_req, res) => {
     pageHeaders(res);
-    res.setHeader('Content-Security-Policy', DOCS_CSP);
     res.type('text/html').send(PAGE);
   });
 
   serve(router, ROUTES.docsAsset, (req, res, next) => {
     const file = String(req.params.file);
     pageHeaders(res);
-    res.setHeader('Content-Security-Policy', DOCS_CSP);
     if (file === 'init.js') {
       res.type('application/javascript').send(INIT_SCRIPT);
       return;
