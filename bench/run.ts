@@ -327,16 +327,20 @@ async function benchPair(a: Contender, b: Contender): Promise<[AcceptFigures, Ac
 
 const rps = (r: SaturationResult) => Math.round(r.throughputRps);
 
-/** The run with the median throughput. */
-/** The middle value (the lower of the two middle ones for an even count). */
-function medianOf(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+/** The middle item by `value` (the lower of the two middle ones for an even count). */
+function middle<T>(items: readonly T[], value: (item: T) => number): T | undefined {
+  const sorted = [...items].sort((a, b) => value(a) - value(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
+/** The middle value (the lower of the two middle ones for an even count). */
+function medianOf(values: readonly number[]): number {
+  return middle(values, (v) => v) ?? 0;
+}
+
+/** The run with the median throughput. */
 function median(runs: readonly SaturationResult[]): SaturationResult {
-  const sorted = [...runs].sort((a, b) => a.throughputRps - b.throughputRps);
-  return sorted[Math.floor((sorted.length - 1) / 2)] as SaturationResult;
+  return middle(runs, (r) => r.throughputRps) as SaturationResult;
 }
 
 /** A log line as JSON, or an empty object for a line that is not. */
